@@ -1,0 +1,5 @@
+"""`python -m openautotune` runs the CLI."""
+
+from openautotune.cli import main
+
+main()

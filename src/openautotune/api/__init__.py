@@ -1,0 +1,1 @@
+"""HTTP faces: the Console API, the SDK endpoints, and error mapping."""

@@ -1,0 +1,40 @@
+"""The FastAPI app factory: the one place (with cli.py) where the pieces are wired together."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from openautotune import __version__
+from openautotune.api import console, errors
+from openautotune.api.limits import BodySizeLimit
+from openautotune.clock import Clock, SystemClock
+from openautotune.service.keys import KeyAuthenticator
+from openautotune.settings import Settings
+from openautotune.store import migrate
+from openautotune.store.database import Database
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    clock: Clock | None = None,
+    run_migrations: bool = True,
+) -> FastAPI:
+    settings = settings or Settings.from_env()
+    db = db or Database.from_url(settings.database_url)
+    if run_migrations:
+        migrate.upgrade(db.engine)
+    app = FastAPI(
+        title="openautotune",
+        version=__version__,
+        description="Self-hosted Bayesian bandits that speak Statsig's Autotune Console API and SDK protocol.",
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.clock = clock or SystemClock()
+    app.state.keys = KeyAuthenticator(db, ttl_seconds=settings.key_cache_seconds)
+    errors.install(app)
+    app.include_router(console.router)
+    app.add_middleware(BodySizeLimit)
+    return app

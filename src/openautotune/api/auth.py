@@ -1,0 +1,53 @@
+"""Who is calling: console keys for the Console API, server/client keys for SDK endpoints."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from openautotune.api.errors import ApiError
+from openautotune.domain.autotune import Actor
+from openautotune.service.keys import KeyAuthenticator
+from openautotune.store.keys import KeyKind, KeyRecord
+
+CONSOLE_HEADER = "STATSIG-API-KEY"
+CONSOLE_ACTOR_NAME = "CONSOLE API"
+FORBIDDEN = "Forbidden resource"
+
+
+def _authenticator(request: Request) -> KeyAuthenticator:
+    authenticator: KeyAuthenticator = request.app.state.keys
+    return authenticator
+
+
+def console_key(request: Request) -> KeyRecord:
+    """Any active console key (reads)."""
+    raw = request.headers.get(CONSOLE_HEADER)
+    record = _authenticator(request).authenticate(raw)
+    if record is None or record.kind is not KeyKind.CONSOLE:
+        raise ApiError(
+            401,
+            f"This endpoint only accepts an active CONSOLE key, but an invalid key was sent. Key: {raw or ''}",
+        )
+    return record
+
+
+def writable_console_key(request: Request) -> KeyRecord:
+    """An active console key that may change things (mutations)."""
+    record = console_key(request)
+    if record.read_only:
+        raise ApiError(403, FORBIDDEN)
+    return record
+
+
+def console_actor(record: KeyRecord) -> Actor:
+    return Actor(id=record.id, name=CONSOLE_ACTOR_NAME)
+
+
+def sdk_key(request: Request, raw: str | None, *, allowed: frozenset[KeyKind]) -> KeyRecord:
+    record = _authenticator(request).authenticate(raw)
+    if record is None or record.kind not in allowed:
+        kinds = " or ".join(sorted(kind.value.upper() for kind in allowed))
+        raise ApiError(
+            401, f"This endpoint only accepts an active {kinds} key, but an invalid key was sent. Key: {raw or ''}"
+        )
+    return record

@@ -1,0 +1,1 @@
+"""Pure domain: autotunes, variants, runs, windows, lifecycle and errors. No I/O, no clock."""

@@ -1,0 +1,1 @@
+"""Use cases shared by the Console API, the dashboard and the CLI."""

@@ -1,0 +1,50 @@
+"""Public test helpers: an app on a fresh database, a fixed clock, and keys ready to use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from openautotune.api.app import create_app
+from openautotune.clock import FixedClock
+from openautotune.service import keys as key_service
+from openautotune.settings import Settings
+from openautotune.store.database import Database
+from openautotune.store.keys import KeyKind
+
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: a fixed, readable origin for tests
+
+
+@dataclass
+class TestApp:
+    app: FastAPI
+    db: Database
+    clock: FixedClock
+    console_key: str
+    read_only_key: str
+    server_key: str
+    client_key: str
+
+    def console_headers(self, *, read_only: bool = False) -> dict[str, str]:
+        return {"STATSIG-API-KEY": self.read_only_key if read_only else self.console_key}
+
+
+def make_test_app(database_url: str, *, now_ms: int = START_MS) -> TestApp:
+    """An app on `database_url` (migrated) with one key of each kind."""
+    clock = FixedClock(now_ms)
+    db = Database.from_url(database_url)
+    app = create_app(Settings(database_url=database_url, key_cache_seconds=0.0), db=db, clock=clock)
+
+    def key(kind: KeyKind, read_only: bool = False) -> str:
+        return key_service.create_key(db, clock, kind, read_only=read_only).secret
+
+    return TestApp(
+        app=app,
+        db=db,
+        clock=clock,
+        console_key=key(KeyKind.CONSOLE),
+        read_only_key=key(KeyKind.CONSOLE, read_only=True),
+        server_key=key(KeyKind.SERVER),
+        client_key=key(KeyKind.CLIENT),
+    )
