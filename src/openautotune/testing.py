@@ -18,6 +18,8 @@ START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: a fixed, readable origin f
 
 @dataclass
 class TestApp:
+    __test__ = False  # a helper, not a pytest test class
+
     app: FastAPI
     db: Database
     clock: FixedClock
@@ -34,7 +36,8 @@ def make_test_app(database_url: str, *, now_ms: int = START_MS) -> TestApp:
     """An app on `database_url` (migrated) with one key of each kind."""
     clock = FixedClock(now_ms)
     db = Database.from_url(database_url)
-    app = create_app(Settings(database_url=database_url, key_cache_seconds=0.0), db=db, clock=clock)
+    settings = Settings(database_url=database_url, key_cache_seconds=0.0, specs_refresh_seconds=0.0)
+    app = create_app(settings, db=db, clock=clock)
 
     def key(kind: KeyKind, read_only: bool = False) -> str:
         return key_service.create_key(db, clock, kind, read_only=read_only).secret

@@ -35,7 +35,7 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 class VariantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: NonEmpty
     json_: dict[str, Any] = Field(alias="json")
@@ -57,7 +57,7 @@ class Winner(BaseModel):
 class _Optional(BaseModel):
     """Fields every body may carry; absent means "not set" (create, full update) or "unchanged" (patch)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     description: str | None = None
     idType: NonEmpty | None = None
@@ -189,7 +189,7 @@ class MessageAnswer(BaseModel):
 
 
 class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: NonEmpty | None = None
     groupID: NonEmpty | None = None
@@ -199,7 +199,7 @@ class DecisionIn(BaseModel):
 
 
 class ConditionalOverride(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Annotated[str, _one_of(("gate", "segment")), _enum(("gate", "segment"))]
     id: str
@@ -208,7 +208,7 @@ class ConditionalOverride(BaseModel):
 
 
 class UserIdOverrideIO(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     groupID: NonEmpty
     ids: list[str]
@@ -217,7 +217,7 @@ class UserIdOverrideIO(BaseModel):
 
 
 class OverridesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     overrides: list[ConditionalOverride] = Field(default_factory=list)
     userIDOverrides: list[UserIdOverrideIO] = Field(default_factory=list)
