@@ -1,0 +1,188 @@
+"""What Statsig's SDKs download: config specs v1 and v2, id lists, and `/v1/get_config`.
+
+See sdk-protocol.md and sdk-core-protocol.md. Spec bodies come ready-encoded from `SpecCache`;
+a poll that is already up to date gets `{"has_updates": false}`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from openautotune.api.errors import ApiError
+from openautotune.api.spec_cache import Encoded, Published, SpecCache, SpecsUnavailable
+from openautotune.service.keys import KeyAuthenticator
+
+router = APIRouter(tags=["SDK"])
+
+SERVER = frozenset({"server"})
+SERVER_OR_CLIENT = frozenset({"server", "client"})
+NO_UPDATES = orjson.dumps({"has_updates": False})
+EMPTY = b"{}"
+JSON = "application/json"
+
+
+def authorize(request: Request, raw: str | None, kinds: frozenset[str]) -> None:
+    """An active key of one of `kinds`, else 401 in the error shape."""
+    authenticator: KeyAuthenticator = request.app.state.keys
+    record = authenticator.authenticate(raw)
+    if record is None or record.kind.value not in kinds:
+        names = " or ".join(sorted(kind.upper() for kind in kinds))
+        raise ApiError(401, f"This endpoint only accepts an active {names} key, but an invalid key was sent.")
+
+
+def _accepts(request: Request) -> set[str]:
+    """Content codings the client accepts (q=0 excluded)."""
+    accepted: set[str] = set()
+    for item in request.headers.get("accept-encoding", "").split(","):
+        coding, _, params = item.strip().partition(";")
+        quality = params.strip().removeprefix("q=").strip()
+        if coding and quality not in ("0", "0.0", "0.00", "0.000"):
+            accepted.add(coding.strip().lower())
+    return accepted
+
+
+def encoded_response(request: Request, body: Encoded) -> Response:
+    accepted = _accepts(request)
+    headers = {"Vary": "Accept-Encoding"}
+    if body.br is not None and "br" in accepted:
+        content, headers["Content-Encoding"] = body.br, "br"
+    elif "gzip" in accepted:
+        content, headers["Content-Encoding"] = body.gzip, "gzip"
+    else:
+        content = body.identity
+    return Response(content, media_type=JSON, headers=headers)
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type=JSON)
+
+
+async def published_specs(request: Request) -> Published:
+    cache: SpecCache = request.app.state.specs
+    published = cache.fresh()
+    if published is not None:
+        return published
+    try:
+        return await run_in_threadpool(cache.current)
+    except SpecsUnavailable as error:
+        raise ApiError(503, str(error)) from error
+
+
+def _since_time(raw: Any) -> int:
+    if raw is None or raw == "":
+        return 0
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise ApiError(400, "sinceTime must be an integer (epoch milliseconds)")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "sinceTime must be an integer (epoch milliseconds)") from None
+
+
+async def _v1_specs(request: Request, raw_key: str | None, since_time: int) -> Response:
+    authorize(request, raw_key, SERVER)
+    published = await published_specs(request)
+    if since_time and since_time >= published.time_ms:
+        return _json(NO_UPDATES)
+    return encoded_response(request, published.v1)
+
+
+@router.get("/v1/download_config_specs/{sdk_key}.json")
+async def download_config_specs_v1(
+    request: Request,
+    sdk_key: str,
+    sinceTime: str | None = None,
+) -> Response:
+    """Config specs v1 for the legacy `statsig` SDK (key in the path or the STATSIG-API-KEY header)."""
+    return await _v1_specs(request, sdk_key or request.headers.get("statsig-api-key"), _since_time(sinceTime))
+
+
+@router.post("/v1/download_config_specs")
+async def download_config_specs_v1_post(
+    request: Request,
+    statsig_api_key: Annotated[str | None, Header(alias="STATSIG-API-KEY")] = None,
+) -> Response:
+    """Config specs v1; the body may be empty or `{"sinceTime": <ms>}`."""
+    raw = await request.body()
+    body: Any = {}
+    if raw.strip():
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "The body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "The body must be a JSON object")
+    return await _v1_specs(request, statsig_api_key, _since_time(body.get("sinceTime")))
+
+
+@router.post("/v1/get_id_lists")
+async def get_id_lists(
+    request: Request,
+    statsig_api_key: Annotated[str | None, Header(alias="STATSIG-API-KEY")] = None,
+) -> Response:
+    """This server has no id lists: always `{}`."""
+    authorize(request, statsig_api_key, SERVER)
+    return _json(EMPTY)
+
+
+async def _v2_specs(request: Request, sdk_key: str, sinceTime: str | None, checksum: str | None) -> Response:
+    authorize(request, sdk_key or request.headers.get("statsig-api-key"), SERVER)
+    since_time = _since_time(sinceTime)
+    published = await published_specs(request)
+    if (checksum and checksum == published.checksum) or (since_time and since_time >= published.time_ms):
+        return _json(NO_UPDATES)
+    return encoded_response(request, published.v2)
+
+
+@router.get("/v2/download_config_specs/{sdk_key}.json")
+async def download_config_specs_v2(
+    request: Request, sdk_key: str, sinceTime: str | None = None, checksum: str | None = None
+) -> Response:
+    """Config specs v2 for Statsig's server-core SDKs (`statsig-python-core`)."""
+    return await _v2_specs(request, sdk_key, sinceTime, checksum)
+
+
+@router.get("/v2/download_config_specs//{sdk_key}.json", include_in_schema=False)
+async def download_config_specs_v2_double_slash(
+    request: Request, sdk_key: str, sinceTime: str | None = None, checksum: str | None = None
+) -> Response:
+    return await _v2_specs(request, sdk_key, sinceTime, checksum)
+
+
+class GetConfigIn(BaseModel):
+    """Statsig's HTTP API body; other fields (such as `statsigMetadata`) are ignored."""
+
+    configName: str = Field(min_length=1)
+    user: dict[str, Any]
+
+
+@router.post("/v1/get_config")
+async def get_config(
+    request: Request,
+    body: GetConfigIn,
+    statsig_api_key: Annotated[str | None, Header(alias="statsig-api-key")] = None,
+) -> Response:
+    """Evaluate one autotune server-side, exactly as an SDK would for the same specs."""
+    authorize(request, statsig_api_key, SERVER_OR_CLIENT)
+    published = await published_specs(request)
+    evaluation = published.evaluator.evaluate(body.user, body.configName)
+    if evaluation is None:
+        answer: dict[str, Any] = {"name": body.configName, "value": {}, "rule_id": "", "group": "", "group_name": None}
+        return _json(orjson.dumps(answer))
+    return _json(
+        orjson.dumps(
+            {
+                "name": evaluation.config_name,
+                "value": evaluation.value,
+                "rule_id": evaluation.rule_id,
+                "group": evaluation.variant_id or evaluation.rule_id,
+                "group_name": evaluation.group_name,
+            }
+        )
+    )

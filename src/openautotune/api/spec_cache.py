@@ -1,0 +1,126 @@
+"""Config specs rendered once per change and served as ready bytes (plain, gzip, br).
+
+Each request asks `current()`; at most every `refresh_seconds` that compares the store's last
+spec change with the cached one and re-renders only when it moved, so several server processes
+pick up a change made through any of them within seconds. A rendered document is validated
+before it replaces the previous one: a rendering bug never reaches SDKs (the last good document
+keeps being served, and the error is logged).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from types import ModuleType
+
+import orjson
+
+from openautotune.service import specs as spec_service
+from openautotune.serving import specs_v1, specs_v2
+from openautotune.serving.evaluate import Evaluator
+from openautotune.serving.validate import validate_v1, validate_v2
+from openautotune.store.database import Database
+
+log = logging.getLogger("openautotune.specs")
+
+
+def _brotli() -> ModuleType | None:
+    try:
+        return importlib.import_module("brotli")
+    except ImportError:  # optional: gzip is enough for every SDK
+        return None
+
+
+BROTLI = _brotli()
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One document in every encoding we offer."""
+
+    identity: bytes
+    gzip: bytes
+    br: bytes | None
+
+    @classmethod
+    def of(cls, body: bytes, *, with_br: bool) -> Encoded:
+        br = BROTLI.compress(body, quality=5) if with_br and BROTLI is not None else None
+        return cls(identity=body, gzip=gzip.compress(body, compresslevel=6, mtime=0), br=br)
+
+
+@dataclass(frozen=True)
+class Published:
+    time_ms: int
+    v1: Encoded
+    v2: Encoded
+    checksum: str
+    evaluator: Evaluator
+
+
+def publish(state: spec_service.SpecState) -> Published:
+    """Render, validate and encode both formats; raises InvalidSpecs or UnsupportedSpec on a bug."""
+    v1 = specs_v1.render(state.pairs, state.changed_ms)
+    validate_v1(v1)
+    evaluator = Evaluator.from_specs(v1)
+    v2 = specs_v2.render(state.pairs, state.changed_ms)
+    validate_v2(v2)
+    return Published(
+        time_ms=state.changed_ms,
+        v1=Encoded.of(orjson.dumps(v1), with_br=False),
+        v2=Encoded.of(orjson.dumps(v2), with_br=True),
+        checksum=str(v2["checksum"]),
+        evaluator=evaluator,
+    )
+
+
+class SpecsUnavailable(RuntimeError):
+    """No valid specs could be rendered yet (only possible on a rendering bug)."""
+
+
+class SpecCache:
+    def __init__(self, db: Database, refresh_seconds: float) -> None:
+        self._db = db
+        self._refresh = refresh_seconds
+        self._lock = threading.Lock()
+        self._published: Published | None = None
+        self._checked_at = float("-inf")
+
+    def fresh(self) -> Published | None:
+        """The cached specs when they need no check now (no I/O: safe on the event loop)."""
+        published = self._published
+        if published is not None and time.monotonic() - self._checked_at < self._refresh:
+            return published
+        return None
+
+    def current(self) -> Published:
+        """The specs of the latest change (may read the database: call from a worker thread)."""
+        published = self.fresh()
+        if published is not None:
+            return published
+        with self._lock:
+            published = self.fresh()
+            if published is not None:
+                return published
+            checked_at = time.monotonic()
+            published = self._published
+            if published is None or spec_service.last_change(self._db) != published.time_ms:
+                published = self._render() or published
+            self._published = published
+            self._checked_at = checked_at
+        if published is None:
+            raise SpecsUnavailable("config specs could not be rendered; see the server log")
+        return published
+
+    def _render(self) -> Published | None:
+        state = spec_service.load(self._db)
+        try:
+            return publish(state)
+        except ValueError:
+            log.exception(
+                "config specs of change %s failed validation; still serving the previous ones", state.changed_ms
+            )
+            return None
