@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -58,7 +60,7 @@ def test_thresholds_are_cumulative_and_end_at_1000(raw: list[float]) -> None:
     weights = [w / total for w in raw] if sum(raw) else [1.0 / len(raw)] * len(raw)
     thresholds = cumulative_thresholds(weights)
     assert thresholds[-1] == 1000
-    assert all(a <= b for a, b in zip(thresholds, thresholds[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(thresholds))
     running = 0.0
     for weight, threshold in zip(weights[:-1], thresholds[:-1], strict=False):
         running += weight
