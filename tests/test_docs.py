@@ -7,14 +7,12 @@ from dataclasses import fields
 from pathlib import Path
 
 import typer
-from fastapi.routing import APIRoute
 
 from openautotune.cli import app as cli_app
 from openautotune.settings import ENV_PREFIX, Settings
 from openautotune.testing import TestApp
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-UNDOCUMENTED_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
 def _all_docs() -> str:
@@ -42,8 +40,8 @@ def test_every_cli_command_is_documented() -> None:
 
 
 def _path_pattern(path: str) -> str:
-    # /console/v1/autotunes/{id}/start -> the same text with any {placeholder} name
-    return re.escape(path).replace(r"\{", "{").replace(r"\}", "}").replace("{", r"\{[^}]+").replace("}", r"\}")
+    """`/a/{id}/b` matches `/a/{anything}/b`: docs may name a placeholder differently."""
+    return r"\{[^}]+\}".join(re.escape(part) for part in re.split(r"\{[^}]+\}", path))
 
 
 def test_every_endpoint_is_documented(sqlite_url: str) -> None:
@@ -51,8 +49,8 @@ def test_every_endpoint_is_documented(sqlite_url: str) -> None:
 
     made: TestApp = make_test_app(sqlite_url)
     text = _all_docs()
-    for route in made.app.routes:
-        if not isinstance(route, APIRoute) or route.path in UNDOCUMENTED_ROUTES or not route.include_in_schema:
-            continue
-        assert re.search(_path_pattern(route.path), text), f"{route.path} is not in docs/*.md"
+    paths = list(made.app.openapi()["paths"])
+    assert "/console/v1/autotunes/{id}/start" in paths
+    missing = [path for path in paths if not re.search(_path_pattern(path), text)]
+    assert not missing, f"not in docs/*.md: {missing}"
     made.db.dispose()
