@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from openautotune import __version__
-from openautotune.api import console, errors, sdk_specs
+from openautotune.api import console, errors, sdk_events, sdk_specs
 from openautotune.api.limits import BodySizeLimit
 from openautotune.api.spec_cache import SpecCache
 from openautotune.clock import Clock, SystemClock
+from openautotune.service.ingest import Ingestor
 from openautotune.service.keys import KeyAuthenticator
 from openautotune.settings import Settings
 from openautotune.store import migrate
@@ -35,9 +36,11 @@ def create_app(
     app.state.db = db
     app.state.clock = clock or SystemClock()
     app.state.keys = KeyAuthenticator(db, ttl_seconds=settings.key_cache_seconds)
+    app.state.ingest = Ingestor(db, app.state.clock)
     app.state.specs = SpecCache(db, settings.specs_refresh_seconds)
     errors.install(app)
     app.include_router(console.router)
+    app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)
     app.add_middleware(BodySizeLimit)
     return app

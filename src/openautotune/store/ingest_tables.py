@@ -2,7 +2,9 @@
 
 - `exposures` keeps every exposure as logged (for the log stream and diagnostics).
 - `units` holds one row per (autotune, run, unit): the variant and time of the unit's FIRST
-  analysable exposure. The engine reads only this table to count exposed units.
+  analysable exposure, its allocation version, whether it came through a contextual autotune's
+  explore slice (`explore`), the user object as sent (`features`) and, for server-side
+  exposures, the exact propensity. The engine reads only this table to count exposed units.
 - `events` holds one row per (event, id the user carried), so the engine can join events to units
   by the autotune's id type and by time.
 Both raw tables carry a content hash (`dedup_key`, unique) so a re-sent batch inserts nothing twice.
@@ -25,10 +27,12 @@ exposures_table = sa.Table(
     sa.Column("unit_id", sa.String(256), nullable=False),
     sa.Column("rule_id", sa.String(128), nullable=False),
     sa.Column("variant_id", sa.String(64), nullable=True),
+    sa.Column("explore", sa.Boolean, nullable=False, default=False),
     sa.Column("config_version", sa.Integer, nullable=True),
     sa.Column("time_ms", EpochMs, nullable=False),
     sa.Column("received_ms", EpochMs, nullable=False),
     sa.Column("user", sa.JSON, nullable=True),
+    sa.Column("propensity", sa.Float, nullable=True),
     sa.Column("analysable", sa.Boolean, nullable=False),
     sa.Column("reason", sa.String(64), nullable=False, default=""),
     sa.Column("dedup_key", sa.String(64), nullable=False, unique=True),
@@ -44,6 +48,7 @@ units_table = sa.Table(
     sa.Column("variant_id", sa.String(64), nullable=False),
     sa.Column("first_exposure_ms", EpochMs, nullable=False),
     sa.Column("allocation_version", sa.Integer, nullable=True),
+    sa.Column("explore", sa.Boolean, nullable=False, default=False),
     sa.Column("features", sa.JSON, nullable=True),
     sa.Column("propensity", sa.Float, nullable=True),
     # Covering index for the engine's "units matured since the last update" scan.

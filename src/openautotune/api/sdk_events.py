@@ -1,0 +1,118 @@
+"""`POST /v1/log_event` and `POST /v1/rgstr`: SDK event batches (sdk-protocol.md, docs/ingestion.md).
+
+This router only unwraps the envelope (gzip or plain JSON, `{"events": [...]}`) and authenticates
+the key; what each event means is `service.ingest`'s business. The answer is always a JSON
+object: an empty body would make the SDK drop the batch.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from openautotune.api.auth import CONSOLE_HEADER
+from openautotune.api.errors import ApiError
+from openautotune.service.ingest import BatchResult, Ingestor
+from openautotune.service.keys import KeyAuthenticator
+
+router = APIRouter(tags=["sdk"])
+
+SDK_KEY_KINDS = frozenset({"server", "client"})
+MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
+MAX_EVENTS = 10_000
+GZIP_MAGIC = b"\x1f\x8b"
+NOT_AN_ENVELOPE = 'The body must be a JSON object with an "events" list'
+
+
+def _inflate(data: bytes, wbits: int) -> bytes:
+    """Decompress gzip (every member) or zlib data, refusing more than MAX_DECOMPRESSED_BYTES."""
+    out = bytearray()
+    while data:
+        inflater = zlib.decompressobj(wbits=wbits)
+        try:
+            out += inflater.decompress(data, MAX_DECOMPRESSED_BYTES + 1 - len(out))
+        except zlib.error:
+            raise ApiError(400, "The body is not valid compressed data") from None
+        if inflater.unconsumed_tail or len(out) > MAX_DECOMPRESSED_BYTES:
+            raise ApiError(413, f"The decompressed body is larger than {MAX_DECOMPRESSED_BYTES} bytes")
+        if not inflater.eof:
+            raise ApiError(400, "The compressed body is truncated")
+        data = inflater.unused_data
+    return bytes(out)
+
+
+def decode_body(body: bytes, content_encoding: str | None) -> bytes:
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("gzip", "x-gzip") or (encoding in ("", "identity") and body.startswith(GZIP_MAGIC)):
+        return _inflate(body, zlib.MAX_WBITS | 16)
+    if encoding == "deflate":
+        return _inflate(body, zlib.MAX_WBITS)
+    if encoding in ("", "identity"):
+        return body
+    raise ApiError(400, f"Unsupported Content-Encoding {content_encoding!r}: send gzip or plain JSON")
+
+
+def parse_envelope(raw: bytes) -> list[Any]:
+    """The `events` list of a batch; anything else is a malformed envelope (400, nothing stored)."""
+    try:
+        envelope = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "The body is not valid JSON") from None
+    if not isinstance(envelope, dict):
+        raise ApiError(400, NOT_AN_ENVELOPE)
+    events = envelope.get("events")
+    if not isinstance(events, list):
+        raise ApiError(400, NOT_AN_ENVELOPE)
+    if len(events) > MAX_EVENTS:
+        raise ApiError(413, f"A batch holds at most {MAX_EVENTS} events")
+    return events
+
+
+def _answer(result: BatchResult) -> Response:
+    body = {
+        "success": True,
+        "accepted": result.accepted,
+        "rejected": [{"index": item.index, "reason": item.reason} for item in result.rejected],
+        "ignored": result.ignored,
+    }
+    return Response(orjson.dumps(body), status_code=200, media_type="application/json")
+
+
+def _ingest(ingestor: Ingestor, body: bytes, content_encoding: str | None) -> BatchResult:
+    return ingestor.ingest(parse_envelope(decode_body(body, content_encoding)))
+
+
+def _authorize(request: Request) -> None:
+    """Server or client keys; the header name is case-insensitive like every HTTP header."""
+    raw = request.headers.get(CONSOLE_HEADER)
+    authenticator: KeyAuthenticator = request.app.state.keys
+    record = authenticator.authenticate(raw)
+    if record is None or record.kind.value not in SDK_KEY_KINDS:
+        raise ApiError(
+            401,
+            f"This endpoint only accepts an active CLIENT or SERVER key, but an invalid key was sent. Key: {raw or ''}",
+        )
+
+
+async def _log_event(request: Request) -> Response:
+    _authorize(request)
+    body = await request.body()
+    ingestor: Ingestor = request.app.state.ingest
+    # Decompressing, parsing and writing all block: keep them off the event loop.
+    result = await run_in_threadpool(_ingest, ingestor, body, request.headers.get("content-encoding"))
+    return _answer(result)
+
+
+@router.post("/v1/log_event", summary="Log a batch of SDK events (exposures and custom events)")
+async def log_event(request: Request) -> Response:
+    return await _log_event(request)
+
+
+@router.post("/v1/rgstr", summary="Log a batch of SDK events (client SDKs' name for log_event)")
+async def rgstr(request: Request) -> Response:
+    return await _log_event(request)

@@ -1,0 +1,134 @@
+"""Writes of ingestion (exposures, units, events) and the autotune facts it needs to classify exposures.
+
+Every write here is one `executemany` of a pre-built list of rows, inside the caller's
+transaction: a batch costs three statements whatever its size. The dialect difference of
+"insert unless already there" lives in `_insert_ignoring` and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from openautotune.domain.autotune import Stage, Status
+from openautotune.store import spec_changes
+from openautotune.store.autotunes import allocations_table, autotunes_table, definition_from_json
+from openautotune.store.ingest_tables import events_table, exposures_table, units_table
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AllocationFact:
+    run: int
+    stage: Stage
+    as_of_ms: int
+
+
+@dataclass(frozen=True)
+class AutotuneFacts:
+    """What classifying an exposure needs to know about its autotune, loaded once per batch."""
+
+    id: str
+    id_type: str
+    status: Status
+    run: int
+    variant_ids: frozenset[str]
+    allocations: Mapping[int, AllocationFact]
+
+    @property
+    def finished_at_ms(self) -> int | None:
+        """When the current run was finished (its first `finished` allocation), if it was."""
+        times = [
+            fact.as_of_ms for fact in self.allocations.values() if fact.run == self.run and fact.stage is Stage.FINISHED
+        ]
+        return min(times) if times else None
+
+
+def specs_changed_at(conn: Connection) -> int:
+    """The time anything about autotunes last changed (see `spec_changes`): the cache's validity marker."""
+    return spec_changes.last_change(conn)
+
+
+def load_facts(conn: Connection, autotune_ids: Collection[str]) -> dict[str, AutotuneFacts]:
+    """Facts of the named autotunes that exist (two queries, whatever the number of ids)."""
+    if not autotune_ids:
+        return {}
+    ids = sorted(autotune_ids)
+    a = autotunes_table.c
+    rows = conn.execute(sa.select(a.id, a.definition, a.status, a.run).where(a.id.in_(ids))).all()
+    if not rows:
+        return {}
+    al = allocations_table.c
+    allocations: dict[str, dict[int, AllocationFact]] = {row.id: {} for row in rows}
+    query = sa.select(al.autotune_id, al.version, al.run, al.stage, al.as_of_ms).where(
+        al.autotune_id.in_(list(allocations))
+    )
+    for alloc in conn.execute(query):
+        allocations[alloc.autotune_id][int(alloc.version)] = AllocationFact(
+            run=int(alloc.run), stage=Stage(alloc.stage), as_of_ms=int(alloc.as_of_ms)
+        )
+    facts: dict[str, AutotuneFacts] = {}
+    for row in rows:
+        definition = definition_from_json(row.definition)
+        facts[row.id] = AutotuneFacts(
+            id=row.id,
+            id_type=definition.id_type,
+            status=Status(row.status),
+            run=int(row.run),
+            variant_ids=frozenset(variant.id for variant in definition.variants),
+            allocations=allocations[row.id],
+        )
+    return facts
+
+
+def _insert_ignoring(conn: Connection, table: sa.Table, rows: Sequence[Row], key: Sequence[str]) -> None:
+    """Insert rows, silently skipping any whose `key` columns are already stored.
+
+    SQLite and PostgreSQL both spell it `ON CONFLICT (...) DO NOTHING`; only the construct's
+    module differs. A conflict on any other constraint still raises, as it should.
+    """
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
+    conn.execute(statement, list(rows))
+
+
+def insert_exposures(conn: Connection, rows: Sequence[Row]) -> None:
+    """Raw exposures; a row whose `dedup_key` is already stored (a re-sent batch) is skipped."""
+    _insert_ignoring(conn, exposures_table, rows, ["dedup_key"])
+
+
+def insert_events(conn: Connection, rows: Sequence[Row]) -> None:
+    """Event rows (one per event and id type); re-sent ones are skipped by `dedup_key`."""
+    _insert_ignoring(conn, events_table, rows, ["dedup_key"])
+
+
+_UNIT_KEY = ("autotune_id", "run", "unit_id")
+_UNIT_REPLACED = ("variant_id", "first_exposure_ms", "allocation_version", "explore", "features", "propensity")
+
+
+def upsert_units(conn: Connection, rows: Sequence[Row]) -> None:
+    """Record each unit's first analysable exposure.
+
+    A new unit is inserted; a known unit is replaced only by a strictly earlier exposure (one
+    that arrived late), so the row always holds the earliest analysable exposure stored so far.
+    The rows must not repeat a unit (the caller keeps the earliest one per unit).
+    """
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(units_table)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=list(_UNIT_KEY),
+        set_={column: excluded[column] for column in _UNIT_REPLACED},
+        where=excluded.first_exposure_ms < units_table.c.first_exposure_ms,
+    )
+    conn.execute(statement, list(rows))
