@@ -14,6 +14,7 @@ from openautotune.service.keys import KeyAuthenticator
 from openautotune.settings import Settings
 from openautotune.store import migrate
 from openautotune.store.database import Database
+from openautotune.web import router as web_router
 
 
 def create_app(
@@ -42,5 +43,6 @@ def create_app(
     app.include_router(console.router)
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)
+    app.include_router(web_router.router)
     app.add_middleware(BodySizeLimit)
     return app

@@ -1,0 +1,63 @@
+"""Reading the update history for the results faces (dashboard, results API, CLI): reads only, never writes."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from openautotune.domain.autotune import Autotune
+from openautotune.store import updates
+from openautotune.store.database import Database
+
+MAX_RECORDS = 100_000
+
+
+def run_records(db: Database, autotune: Autotune, limit: int = MAX_RECORDS) -> list[updates.UpdateRecord]:
+    """The update records of the autotune's current run, oldest `as_of` first."""
+    with db.read() as conn:
+        return updates.records(conn, autotune.id, incarnation_ms=autotune.created_ms, run=autotune.run, limit=limit)
+
+
+def latest_records(db: Database, autotunes: list[Autotune]) -> dict[str, updates.UpdateRecord]:
+    """The latest update record of each autotune's current run, in one query (for lists)."""
+    if not autotunes:
+        return {}
+    wanted = {autotune.id: (autotune.created_ms, autotune.run) for autotune in autotunes}
+    table = updates.updates_table
+    t = table.c
+    newest = (
+        sa.select(t.autotune_id, t.incarnation_ms, t.run, sa.func.max(t.as_of_ms).label("as_of_ms"))
+        .where(t.autotune_id.in_(list(wanted)))
+        .group_by(t.autotune_id, t.incarnation_ms, t.run)
+        .subquery()
+    )
+    query = (
+        sa.select(table)
+        .join(
+            newest,
+            sa.and_(
+                t.autotune_id == newest.c.autotune_id,
+                t.incarnation_ms == newest.c.incarnation_ms,
+                t.run == newest.c.run,
+                t.as_of_ms == newest.c.as_of_ms,
+            ),
+        )
+        .order_by(t.id)
+    )
+    found: dict[str, updates.UpdateRecord] = {}
+    with db.read() as conn:
+        for row in conn.execute(query):
+            m = row._mapping
+            if wanted.get(m["autotune_id"]) != (int(m["incarnation_ms"]), int(m["run"])):
+                continue
+            found[m["autotune_id"]] = updates.UpdateRecord(
+                autotune_id=m["autotune_id"],
+                incarnation_ms=int(m["incarnation_ms"]),
+                run=int(m["run"]),
+                as_of_ms=int(m["as_of_ms"]),
+                computed_ms=int(m["computed_ms"]),
+                stage=m["stage"],
+                decision=m["decision"],
+                allocation_version=m["allocation_version"],
+                record=m["record"],
+            )
+    return found

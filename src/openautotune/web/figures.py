@@ -1,0 +1,172 @@
+"""Plotly figures of the results, built in Python from a `Series` and sent to the page as JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import plotly.graph_objects as go
+
+from openautotune.web.series import Series
+
+PALETTE = (
+    "#2563eb",
+    "#dc2626",
+    "#16a34a",
+    "#d97706",
+    "#7c3aed",
+    "#0891b2",
+    "#db2777",
+    "#65a30d",
+    "#475569",
+    "#ea580c",
+)
+FIGURES = ("intervals", "probability_of_best", "cumulative", "daily", "traffic")
+
+
+def color(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def _iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _layout(title: str, y_title: str, *, percent_axis: bool = False, **extra: Any) -> dict[str, Any]:
+    layout: dict[str, Any] = {
+        "title": {"text": title, "font": {"size": 15}},
+        "margin": {"l": 48, "r": 12, "t": 40, "b": 40},
+        "height": 320,
+        "legend": {"orientation": "h", "y": -0.18},
+        "hovermode": "x unified",
+        "yaxis": {"title": {"text": y_title}, "tickformat": ".0%" if percent_axis else None},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "template": "plotly_white",
+    }
+    layout.update(extra)
+    return layout
+
+
+def intervals(series: Series) -> go.Figure:
+    """95% credible interval of each variant's rate (or mean), one trace per variant."""
+    figure = go.Figure(layout=_layout("95% credible intervals", "", percent_axis=False, hovermode="closest"))
+    latest = series.latest
+    rate = series.metric == "occurrence"
+    for index, variant in enumerate(series.variants):
+        state = latest.variants[index] if latest is not None and index < len(latest.variants) else None
+        has = state is not None and state.mean is not None and state.ci_low is not None and state.ci_high is not None
+        mean = state.mean if has and state is not None else None
+        low = state.ci_low if has and state is not None else None
+        high = state.ci_high if has and state is not None else None
+        figure.add_trace(
+            go.Scatter(
+                x=[mean] if mean is not None else [],
+                y=[variant.name] if mean is not None else [],
+                name=variant.name,
+                mode="markers",
+                marker={"color": color(index), "size": 10},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [high - mean] if high is not None and mean is not None else [],
+                    "arrayminus": [mean - low] if low is not None and mean is not None else [],
+                    "color": color(index),
+                    "thickness": 3,
+                },
+            )
+        )
+    figure.update_layout(
+        xaxis={"tickformat": ".1%" if rate else None, "title": {"text": "rate" if rate else "mean value"}},
+        yaxis={"autorange": "reversed", "type": "category"},
+        height=max(160, 60 + 36 * len(series.variants)),
+        showlegend=False,
+    )
+    return figure
+
+
+def probability_of_best(series: Series) -> go.Figure:
+    figure = go.Figure(layout=_layout("Probability of being best", "P(best)", percent_axis=True))
+    times = [_iso(point.as_of_ms) for point in series.updates]
+    for index, variant in enumerate(series.variants):
+        figure.add_trace(
+            go.Scatter(
+                x=times,
+                y=[point.variants[index].probability_of_best for point in series.updates],
+                name=variant.name,
+                mode="lines",
+                line={"color": color(index), "width": 2},
+            )
+        )
+    figure.add_hline(y=series.autotune.definition.threshold, line={"dash": "dot", "color": "#64748b", "width": 1})
+    figure.update_yaxes(range=[0, 1.02])
+    return figure
+
+
+def cumulative(series: Series) -> go.Figure:
+    rate = series.metric == "occurrence"
+    title = "Cumulative success rate" if rate else "Cumulative mean value"
+    figure = go.Figure(layout=_layout(title, "rate" if rate else "mean", percent_axis=rate))
+    times = [_iso(point.as_of_ms) for point in series.updates]
+    for index, variant in enumerate(series.variants):
+        figure.add_trace(
+            go.Scatter(
+                x=times,
+                y=[point.variants[index].mean for point in series.updates],
+                name=variant.name,
+                mode="lines",
+                line={"color": color(index), "width": 2},
+            )
+        )
+    return figure
+
+
+def daily(series: Series) -> go.Figure:
+    rate = series.metric == "occurrence"
+    title = "Daily success rate" if rate else "Daily mean value"
+    figure = go.Figure(layout=_layout(title, "rate" if rate else "mean", percent_axis=rate))
+    days = [day.day for day in series.daily]
+    for index, variant in enumerate(series.variants):
+        figure.add_trace(
+            go.Scatter(
+                x=days,
+                y=[day.variants[index].mean for day in series.daily],
+                name=variant.name,
+                mode="lines+markers",
+                line={"color": color(index), "width": 2},
+                marker={"size": 5},
+            )
+        )
+    return figure
+
+
+def traffic(series: Series) -> go.Figure:
+    figure = go.Figure(layout=_layout("Traffic allocation (exposures per day)", "exposures", barmode="stack"))
+    days = [entry.day for entry in series.daily_exposures]
+    for index, variant in enumerate(series.variants):
+        figure.add_trace(
+            go.Bar(
+                x=days,
+                y=[entry.counts[index] for entry in series.daily_exposures],
+                name=variant.name,
+                marker={"color": color(index)},
+            )
+        )
+    return figure
+
+
+def all_figures(series: Series) -> dict[str, str]:
+    """Figure JSON by name, safe to embed in a `<script type="application/json">` element."""
+    built = {
+        "intervals": intervals(series),
+        "probability_of_best": probability_of_best(series),
+        "cumulative": cumulative(series),
+        "daily": daily(series),
+        "traffic": traffic(series),
+    }
+    return {name: _embeddable(figure.to_json()) for name, figure in built.items()}
+
+
+def _embeddable(text: str) -> str:
+    # Variant names are user input: never let them close the script element or start markup.
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

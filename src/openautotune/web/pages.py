@@ -1,0 +1,225 @@
+"""Dashboard pages: sign in and out, the list of autotunes, one autotune, and its actions."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from starlette.datastructures import FormData
+from starlette.responses import RedirectResponse, Response
+
+from openautotune.domain.autotune import Autotune, Status
+from openautotune.domain.errors import DomainError, InvalidInput, NotFound
+from openautotune.service import autotunes as autotune_service
+from openautotune.service import exposures_log
+from openautotune.web import auth, views
+from openautotune.web.auth import Visitor
+from openautotune.web.static import asset_version
+from openautotune.web.templating import templates
+
+router = APIRouter(include_in_schema=False)
+
+ACTIONS = ("start", "decide", "reset")
+DONE_MESSAGES = {
+    "start": "Started. Traffic is now split for exploration.",
+    "decide": "Decision made: the chosen variant now gets all traffic.",
+    "reset": "Reset: a new run started; earlier runs stay readable.",
+}
+WRONG_KEY = "That is not an active console key. Check the key (it starts with console-) and try again."
+EXPIRED_FORM = "This form has expired or did not come from this dashboard. Reload the page and try again."
+READ_ONLY = "Your key is read-only: it can view autotunes but not change them."
+LIST_PAGE_SIZE = 100
+
+
+def _render(request: Request, template: str, found: Visitor | None, status_code: int = 200, **context: Any) -> Response:
+    session = found.session if found is not None else auth.new_anonymous_session(request)
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "visitor": found,
+            "csrf_field": auth.CSRF_FIELD,
+            "csrf_token": session.csrf,
+            "css_version": asset_version("dashboard.css"),
+            "js_version": asset_version("dashboard.js"),
+            "plotly_version": asset_version("plotly.min.js"),
+            **context,
+        },
+        status_code=status_code,
+    )
+    if found is None:
+        auth.store_session(request, response, session)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _to_login(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def _safe_next(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None, signed_out: bool = False) -> Response:
+    found = auth.visitor(request)
+    if found is not None and found.signed_in:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    notice = "You are signed out." if signed_out else None
+    return _render(request, "login.html", found, next=_safe_next(next), notice=notice)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    found = auth.visitor(request)
+    target = _safe_next(_field(form, "next"))
+    if not auth.csrf_ok(found, form):
+        return _render(request, "login.html", None, 403, next=target, error=EXPIRED_FORM)
+    key = auth.authenticate_console_key(request, _field(form, "key"))
+    if key is None:
+        return _render(request, "login.html", found, 401, next=target, error=WRONG_KEY)
+    response = RedirectResponse(target, status_code=303)
+    auth.store_session(request, response, auth.new_signed_in_session(request, key))
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    found = auth.visitor(request)
+    if not auth.csrf_ok(found, form):
+        return _render(request, "message.html", None, 403, title="Form expired", message=EXPIRED_FORM)
+    response = RedirectResponse("/login?signed_out=true", status_code=303)
+    auth.clear_session(response)
+    return response
+
+
+@router.get("/")
+def autotune_list(request: Request, page: int = 1) -> Response:
+    found = auth.visitor(request)
+    if found is None or not found.signed_in:
+        return _to_login(request)
+    page = max(1, page)
+    db = auth.database(request)
+    autotunes, total = autotune_service.page(db, LIST_PAGE_SIZE, page)
+    rows = views.list_rows(db, autotunes, auth.clock(request).now_ms())
+    last_page = max(1, -(-total // LIST_PAGE_SIZE))
+    return _render(request, "list.html", found, rows=rows, total=total, page=page, last_page=last_page)
+
+
+def _autotune_page(
+    request: Request, found: Visitor, autotune_id: str, status_code: int = 200, error: str | None = None
+) -> Response:
+    db = auth.database(request)
+    try:
+        autotune = autotune_service.get(db, autotune_id)
+    except NotFound:
+        return _render(
+            request, "message.html", found, 404, title="Not found", message=f"No autotune with id {autotune_id!r}."
+        )
+    done = request.query_params.get("done")
+    page = views.autotune_page(db, autotune, auth.clock(request).now_ms())
+    return _render(
+        request,
+        "autotune.html",
+        found,
+        status_code,
+        autotune=autotune,
+        page=page,
+        audit=autotune_service.audit_history(db, autotune.id, limit=50),
+        exposures=exposures_log.recent(db, autotune.id, limit=50),
+        notice=DONE_MESSAGES.get(done or ""),
+        error=error,
+        actions=_available_actions(autotune) if found.can_act else (),
+    )
+
+
+def _available_actions(autotune: Autotune) -> tuple[str, ...]:
+    if autotune.status is Status.DRAFT:
+        return ("start",)
+    if autotune.status is Status.RUNNING:
+        return ("decide", "reset")
+    return ("reset",)
+
+
+@router.get("/autotunes/{autotune_id}")
+def autotune_detail(request: Request, autotune_id: str) -> Response:
+    found = auth.visitor(request)
+    if found is None or not found.signed_in:
+        return _to_login(request)
+    return _autotune_page(request, found, autotune_id)
+
+
+@router.get("/autotunes/{autotune_id}/confirm/{action}")
+def confirm(request: Request, autotune_id: str, action: str, variant: str = "", reason: str = "") -> Response:
+    found = auth.visitor(request)
+    if found is None or not found.signed_in:
+        return _to_login(request)
+    if action not in ACTIONS:
+        return _render(request, "message.html", found, 404, title="Not found", message="No such action.")
+    if not found.can_act:
+        return _render(request, "message.html", found, 403, title="Read-only key", message=READ_ONLY)
+    try:
+        autotune = autotune_service.get(auth.database(request), autotune_id)
+    except NotFound:
+        return _render(
+            request, "message.html", found, 404, title="Not found", message=f"No autotune with id {autotune_id!r}."
+        )
+    chosen = autotune.definition.variant_by_ref(variant) if action == "decide" else None
+    if action == "decide" and (chosen is None or not reason.strip()):
+        problem = (
+            "Choose a variant." if chosen is None else "Give a reason for the decision (it goes in the audit log)."
+        )
+        return _autotune_page(request, found, autotune_id, 400, error=problem)
+    return _render(
+        request, "confirm.html", found, autotune=autotune, action=action, variant=chosen, reason=reason.strip()
+    )
+
+
+def _problem_text(error: DomainError) -> str:
+    if isinstance(error, InvalidInput):
+        return "; ".join(f"{p.property}: {p.error_message}" for p in error.problems) or error.message
+    return error.message
+
+
+@router.post("/autotunes/{autotune_id}/{action}")
+async def act(request: Request, autotune_id: str, action: str) -> Response:
+    form = await request.form()
+    found = auth.visitor(request)
+    if found is None or not found.signed_in:
+        return _render(request, "message.html", found, 401, title="Signed out", message="Sign in first.")
+    if not auth.csrf_ok(found, form):
+        return _render(request, "message.html", found, 403, title="Form expired", message=EXPIRED_FORM)
+    if not found.can_act:
+        return _render(request, "message.html", found, 403, title="Read-only key", message=READ_ONLY)
+    if action not in ACTIONS:
+        return _render(request, "message.html", found, 404, title="Not found", message="No such action.")
+    db, clock, actor = auth.database(request), auth.clock(request), found.actor()
+    try:
+        if action == "start":
+            autotune_service.start(db, clock, actor, autotune_id)
+        elif action == "reset":
+            autotune_service.reset(db, clock, actor, autotune_id)
+        else:
+            reason = _field(form, "reason")
+            if not reason:
+                return _autotune_page(request, found, autotune_id, 400, error="Give a reason for the decision.")
+            autotune_service.make_decision(db, clock, actor, autotune_id, _field(form, "variant"), reason)
+    except NotFound:
+        return _render(
+            request, "message.html", found, 404, title="Not found", message=f"No autotune with id {autotune_id!r}."
+        )
+    except DomainError as refused:
+        return _autotune_page(request, found, autotune_id, 400, error=_problem_text(refused))
+    return RedirectResponse(f"/autotunes/{quote(autotune_id, safe='')}?done={action}", status_code=303)

@@ -1,0 +1,153 @@
+"""The list and autotune pages, their actions, and the results history API (in-process)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from fastapi.testclient import TestClient
+
+from openautotune.domain.autotune import Status
+from openautotune.service import autotunes as autotune_service
+from openautotune.testing import START_MS, TestApp
+from tests.web.helpers import ADMIN, HOUR_MS, create, csrf_of, insert_records, sign_in
+
+HISTORY = "/console/v1/autotunes/{}/results/history"
+
+
+def _figure(html: str, name: str) -> dict[str, object]:
+    found = re.search(rf'<script type="application/json" id="figure-{name}">(.*?)</script>', html, re.S)
+    assert found is not None
+    figure: dict[str, object] = json.loads(found.group(1))
+    return figure
+
+
+def test_list_shows_each_autotune_with_its_leader(client: TestClient, test_app: TestApp) -> None:
+    running = create(test_app.db, test_app.clock, "Button color")
+    create(test_app.db, test_app.clock, "Draft one")
+    autotune_service.start(test_app.db, test_app.clock, ADMIN, running.id)
+    running = autotune_service.get(test_app.db, running.id)
+    insert_records(test_app.db, running, 30, START_MS)
+    sign_in(client, test_app.console_key)
+    page = client.get("/")
+    assert page.status_code == 200
+    rows = re.findall(r'<tr data-id="([^"]+)">(.*?)</tr>', page.text, re.S)
+    assert [row_id for row_id, _ in rows] == ["button_color", "draft_one"]
+    first = rows[0][1]
+    assert "exploiting" in first and "blue" in first and "70.0%" in first and "3,000" in first
+    assert "draft" in rows[1][1]
+
+
+def test_autotune_page_plots_one_trace_per_variant(client: TestClient, test_app: TestApp) -> None:
+    made = create(test_app.db, test_app.clock)
+    autotune_service.start(test_app.db, test_app.clock, ADMIN, made.id)
+    made = autotune_service.get(test_app.db, made.id)
+    insert_records(test_app.db, made, 49, START_MS)  # 49 hourly updates over 3 UTC days
+    sign_in(client, test_app.console_key)
+    page = client.get(f"/autotunes/{made.id}")
+    assert page.status_code == 200
+    assert "blue leads with 70% probability of being best; needs 95%." in page.text
+    for name, points in (("probability_of_best", 49), ("cumulative", 49), ("daily", 3)):
+        data = _figure(page.text, name)["data"]
+        assert isinstance(data, list)
+        assert [trace["name"] for trace in data] == ["red", "blue"]
+        assert all(len(trace["x"]) == points for trace in data)
+    assert "/static/plotly.min.js" in page.text
+    assert 'id="action-decide"' in page.text and 'id="action-reset"' in page.text
+
+
+def test_actions_go_through_the_service_with_the_dashboard_actor(client: TestClient, test_app: TestApp) -> None:
+    made = create(test_app.db, test_app.clock)
+    sign_in(client, test_app.console_key)
+    page = client.get(f"/autotunes/{made.id}")
+    assert 'id="action-start"' in page.text
+    confirm = client.get(f"/autotunes/{made.id}/confirm/start")
+    assert confirm.status_code == 200
+    done = client.post(
+        f"/autotunes/{made.id}/start", data={"csrf_token": csrf_of(confirm.text)}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert autotune_service.get(test_app.db, made.id).status is Status.RUNNING
+    entry = autotune_service.audit_history(test_app.db, made.id)[0]
+    assert (entry.action, entry.actor_name) == ("start", "DASHBOARD")
+    assert entry.key_id not in (test_app.console_key, "")
+
+    token = csrf_of(client.get(f"/autotunes/{made.id}").text)
+    missing_reason = client.post(f"/autotunes/{made.id}/decide", data={"csrf_token": token, "variant": "blue"})
+    assert missing_reason.status_code == 400
+    decided = client.post(
+        f"/autotunes/{made.id}/decide",
+        data={"csrf_token": token, "variant": made.definition.variants[1].id, "reason": "blue is nicer"},
+        follow_redirects=False,
+    )
+    assert decided.status_code == 303
+    after = autotune_service.get(test_app.db, made.id)
+    assert after.status is Status.FINISHED and after.winner_variant_id == made.definition.variants[1].id
+    assert autotune_service.audit_history(test_app.db, made.id)[0].detail == "blue is nicer"
+    again = client.post(f"/autotunes/{made.id}/start", data={"csrf_token": token})
+    assert again.status_code == 400
+    assert "already finished" in again.text
+
+
+def test_forms_without_csrf_are_refused(client: TestClient, test_app: TestApp) -> None:
+    made = create(test_app.db, test_app.clock)
+    sign_in(client, test_app.console_key)
+    assert client.post(f"/autotunes/{made.id}/start", data={"csrf_token": "nope"}).status_code == 403
+    assert autotune_service.get(test_app.db, made.id).status is Status.DRAFT
+
+
+def test_read_only_keys_see_no_actions_and_cannot_act(client: TestClient, test_app: TestApp) -> None:
+    made = create(test_app.db, test_app.clock)
+    sign_in(client, test_app.read_only_key)
+    page = client.get(f"/autotunes/{made.id}")
+    assert page.status_code == 200
+    assert "action-" not in page.text
+    assert client.get(f"/autotunes/{made.id}/confirm/start").status_code == 403
+    answer = client.post(f"/autotunes/{made.id}/start", data={"csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 403
+    assert autotune_service.get(test_app.db, made.id).status is Status.DRAFT
+
+
+def test_unknown_autotune_is_a_404_page(client: TestClient, test_app: TestApp) -> None:
+    sign_in(client, test_app.console_key)
+    assert client.get("/autotunes/nope").status_code == 404
+
+
+def test_user_text_is_escaped(client: TestClient, test_app: TestApp) -> None:
+    made = create(test_app.db, test_app.clock, "x</script><b>bold", variants=("<i>a", "b&c"))
+    sign_in(client, test_app.console_key)
+    page = client.get(f"/autotunes/{made.id}")
+    assert "</script><b>" not in page.text and "<i>a" not in page.text
+
+
+def test_plotly_is_served_locally(client: TestClient) -> None:
+    answer = client.get("/static/plotly.min.js")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/javascript")
+    assert len(answer.content) > 1_000_000
+
+
+def test_history_api(client: TestClient, test_app: TestApp) -> None:
+    made = create(test_app.db, test_app.clock)
+    autotune_service.start(test_app.db, test_app.clock, ADMIN, made.id)
+    made = autotune_service.get(test_app.db, made.id)
+    insert_records(test_app.db, made, 49, START_MS)
+    assert client.get(HISTORY.format(made.id)).status_code == 401
+    headers = test_app.console_headers(read_only=True)
+    assert client.get(HISTORY.format("nope"), headers=headers).json() == {
+        "status": 404,
+        "message": "Autotune Experiment not found.",
+    }
+    body = client.get(HISTORY.format(made.id), headers=headers).json()
+    data = body["data"]
+    assert data["statusSentence"] == "blue leads with 70% probability of being best; needs 95%."
+    assert len(data["updates"]) == 49
+    last = data["updates"][-1]
+    assert last["asOf"] == START_MS + 49 * HOUR_MS
+    assert [v["units"] for v in last["variants"]] == [2450, 2450]
+    assert [v["successes"] for v in last["variants"]] == [245, 294]
+    assert [day["day"] for day in data["daily"]] == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    # Day totals add up to the cumulative numbers.
+    assert sum(day["variants"][0]["units"] for day in data["daily"]) == 2450
+    spec = client.get("/openapi.json").json()
+    assert "/console/v1/autotunes/{autotune_id}/results/history" in spec["paths"]
