@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from openautotune import __version__
-from openautotune.api import console, errors, sdk_events, sdk_specs
+from openautotune.api import console, docs_page, errors, sdk_events, sdk_specs
 from openautotune.api.limits import BodySizeLimit
 from openautotune.api.spec_cache import SpecCache
 from openautotune.clock import Clock, SystemClock
@@ -32,6 +32,7 @@ def create_app(
         title="openautotune",
         version=__version__,
         description="Self-hosted Bayesian bandits that speak Statsig's Autotune Console API and SDK protocol.",
+        docs_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -40,6 +41,7 @@ def create_app(
     app.state.ingest = Ingestor(db, app.state.clock)
     app.state.specs = SpecCache(db, settings.specs_refresh_seconds)
     errors.install(app)
+    docs_page.install(app)
     app.include_router(console.router)
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)
