@@ -1,0 +1,1 @@
+"""The engine: updates (matured aggregates -> stats -> lifecycle -> record), scheduler, simulator, results."""

@@ -1,0 +1,318 @@
+"""One update of one autotune at `as_of` (engine.md, "Updates"):
+
+lock -> newly matured aggregates (SQL) -> cumulative sums -> stats summary -> stage, weights and
+winner -> new allocation when the published thresholds change -> update record. Everything after
+the lock happens in ONE write transaction, so an update is either entirely visible or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from openautotune.clock import Clock
+from openautotune.domain import lifecycle
+from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
+from openautotune.domain.autotune import Actor, Allocation, Autotune, Stage, Status
+from openautotune.stats.summary import Summary, VariantAggregate, summarize
+from openautotune.store import audit, spec_changes, updates
+from openautotune.store import autotunes as autotune_store
+from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
+from openautotune.store.database import Database
+
+ENGINE_ACTOR = Actor(id="engine", name="ENGINE")
+DEFAULT_LEASE_MS = 10 * 60_000
+
+NOT_FOUND = "autotune not found"
+LOCKED = "another update of this autotune is running"
+
+
+def default_owner() -> str:
+    """Who holds a lock: host, process and a random part (two threads never share an owner)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    """What one update did, or why it did nothing (`updated` False and a `reason`)."""
+
+    autotune_id: str
+    as_of_ms: int
+    updated: bool
+    reason: str | None = None
+    stage: Stage | None = None
+    winner_variant_id: str | None = None
+    allocation_version: int | None = None
+    new_units: int = 0
+    pob: tuple[float, ...] = ()
+    weights: tuple[float, ...] = ()
+
+
+def _pooled(definition_ids: Sequence[str], aggregates: Sequence[Aggregate]) -> tuple[list[VariantAggregate], int]:
+    """Pool the periods per variant, in definition order; units of unknown variants are counted apart."""
+    sums = {variant_id: [0, 0, 0.0, 0.0] for variant_id in definition_ids}
+    unknown = 0
+    for item in aggregates:
+        slot = sums.get(item.variant_id)
+        if slot is None:
+            unknown += item.units
+            continue
+        slot[0] += item.units
+        slot[1] += item.successes
+        slot[2] += item.total
+        slot[3] += item.total_sq
+    pooled = [
+        VariantAggregate(units=int(s[0]), successes=int(s[1]), total=float(s[2]), total_sq=float(s[3]))
+        for s in (sums[variant_id] for variant_id in definition_ids)
+    ]
+    return pooled, unknown
+
+
+def _aggregate_json(item: Aggregate) -> dict[str, Any]:
+    return {
+        "variantId": item.variant_id,
+        "period": item.period,
+        "units": item.units,
+        "successes": item.successes,
+        "total": item.total,
+        "totalSq": item.total_sq,
+        "rejected": item.rejected,
+    }
+
+
+def _skip(autotune_id: str, as_of_ms: int, reason: str) -> UpdateOutcome:
+    return UpdateOutcome(autotune_id=autotune_id, as_of_ms=as_of_ms, updated=False, reason=reason)
+
+
+def _skip_reason(conn: Connection, autotune: Autotune | None, as_of_ms: int) -> str | None:
+    if autotune is None:
+        return NOT_FOUND
+    if autotune.status is not Status.RUNNING or autotune.started_at_ms is None:
+        return f"autotune is {autotune.status.value}, not running"
+    if as_of_ms < autotune.started_at_ms:
+        return f"as_of {as_of_ms} is before the current run started ({autotune.started_at_ms})"
+    last = updates.last_as_of(conn, autotune.id, autotune.created_ms)
+    if last is not None and as_of_ms <= last:
+        return f"an update at or after as_of already exists (last as_of {last}); as_of never goes backwards"
+    return None
+
+
+def update_autotune(
+    db: Database,
+    clock: Clock,
+    autotune_id: str,
+    as_of_ms: int,
+    *,
+    owner: str | None = None,
+    lease_ms: int = DEFAULT_LEASE_MS,
+) -> UpdateOutcome:
+    """Update one autotune at `as_of_ms`; skips (with a reason) rather than raising."""
+    owner = owner or default_owner()
+    with db.write() as conn:
+        taken = updates.try_lock(conn, autotune_id, owner, clock.now_ms(), lease_ms)
+    if not taken:
+        return _skip(autotune_id, as_of_ms, LOCKED)
+    try:
+        with db.write() as conn:
+            return _update_locked(conn, clock, autotune_id, as_of_ms)
+    finally:
+        with db.write() as conn:
+            updates.unlock(conn, autotune_id, owner)
+
+
+def update_running(db: Database, clock: Clock, as_of_ms: int | None = None) -> list[UpdateOutcome]:
+    """Update every running autotune at `as_of_ms` (default: the clock's now)."""
+    at = clock.now_ms() if as_of_ms is None else as_of_ms
+    with db.read() as conn:
+        ids = autotune_store.running_ids(conn)
+    return [update_autotune(db, clock, autotune_id, at) for autotune_id in ids]
+
+
+def _update_locked(conn: Connection, clock: Clock, autotune_id: str, as_of_ms: int) -> UpdateOutcome:
+    autotune = autotune_store.get(conn, autotune_id, for_update=True)
+    reason = _skip_reason(conn, autotune, as_of_ms)
+    if reason is not None or autotune is None or autotune.started_at_ms is None:
+        return _skip(autotune_id, as_of_ms, reason or NOT_FOUND)
+    definition = autotune.definition
+    key = updates.RunKey(autotune.id, autotune.created_ms, autotune.run)
+    previous = updates.last_as_of(conn, autotune.id, autotune.created_ms, autotune.run)
+    new = matured_aggregates(
+        conn,
+        autotune_id=autotune.id,
+        run=autotune.run,
+        definition=definition,
+        matured_after_ms=BEGINNING_MS if previous is None else previous,
+        as_of_ms=as_of_ms,
+    )
+    updates.add_to_cumulative(conn, key, new)
+    cumulative = updates.cumulative(conn, key)
+    variant_ids = [variant.id for variant in definition.variants]
+    pooled, unknown_units = _pooled(variant_ids, cumulative)
+    summary = summarize(
+        "value" if definition.optimizes_value else "occurrence",
+        pooled,
+        lower_is_better=definition.lower_is_better,
+        long_term=definition.long_term_share,
+    )
+    exploring = as_of_ms < autotune.started_at_ms + definition.exploration_ms
+    stage = Stage.EXPLORING if exploring else Stage.EXPLOITING
+    weights = exploration_weights(definition) if exploring else summary.weights
+    winner_index: int | None = None
+    if not exploring and summary.enough_data and summary.pob[summary.leader] >= definition.threshold:
+        winner_index = summary.leader
+    now = clock.now_ms()
+    after = autotune
+    if winner_index is not None:
+        stage = Stage.FINISHED
+        after = lifecycle.decide(autotune, variant_ids[winner_index], now, ENGINE_ACTOR)
+        weights = winner_weights(definition, variant_ids[winner_index])
+    thresholds = cumulative_thresholds(weights)
+    latest = autotune_store.latest_allocation(conn, autotune.id)
+    published: int | None = None
+    if winner_index is not None or latest is None or latest.run != autotune.run or latest.thresholds != thresholds:
+        if after is autotune:
+            after = replace(autotune, allocation_version=autotune.allocation_version + 1)
+        published = after.allocation_version
+        autotune_store.save(conn, after)
+        autotune_store.insert_allocation(
+            conn,
+            Allocation(
+                autotune_id=autotune.id,
+                run=autotune.run,
+                version=published,
+                as_of_ms=as_of_ms,
+                stage=stage,
+                weights=tuple(weights),
+                thresholds=thresholds,
+            ),
+        )
+        spec_changes.bump(conn, now)
+    if winner_index is not None:
+        audit.record(
+            conn,
+            audit.AuditEntry(
+                autotune_id=autotune.id,
+                key_id=ENGINE_ACTOR.id,
+                actor_name=ENGINE_ACTOR.name,
+                at_ms=now,
+                action="make_decision",
+                detail=(
+                    f"winner {definition.variants[winner_index].name!r}: probability of best "
+                    f"{summary.pob[winner_index]:.6f} >= {definition.threshold:g} at as_of {as_of_ms}"
+                ),
+                before=autotune_store.autotune_to_json(autotune),
+                after=autotune_store.autotune_to_json(after),
+            ),
+        )
+    new_units = sum(item.units for item in new)
+    record = _record_json(
+        autotune=autotune,
+        as_of_ms=as_of_ms,
+        previous=previous,
+        stage=stage,
+        new=new,
+        cumulative=cumulative,
+        pooled=pooled,
+        summary=summary,
+        weights=weights,
+        thresholds=thresholds,
+        published=published,
+        winner_id=variant_ids[winner_index] if winner_index is not None else None,
+        diagnostics={
+            "newUnits": new_units,
+            "newRejected": sum(item.rejected for item in new),
+            "rejected": sum(item.rejected for item in cumulative),
+            "unknownVariantUnits": unknown_units,
+            "enoughData": summary.enough_data,
+            "message": summary.message,
+        },
+    )
+    updates.insert_record(
+        conn,
+        updates.UpdateRecord(
+            autotune_id=autotune.id,
+            incarnation_ms=autotune.created_ms,
+            run=autotune.run,
+            as_of_ms=as_of_ms,
+            computed_ms=now,
+            stage=stage.value,
+            decision="winner" if winner_index is not None else None,
+            allocation_version=published,
+            record=record,
+        ),
+    )
+    return UpdateOutcome(
+        autotune_id=autotune.id,
+        as_of_ms=as_of_ms,
+        updated=True,
+        stage=stage,
+        winner_variant_id=variant_ids[winner_index] if winner_index is not None else None,
+        allocation_version=published,
+        new_units=new_units,
+        pob=summary.pob,
+        weights=tuple(weights),
+    )
+
+
+def _record_json(
+    *,
+    autotune: Autotune,
+    as_of_ms: int,
+    previous: int | None,
+    stage: Stage,
+    new: Sequence[Aggregate],
+    cumulative: Sequence[Aggregate],
+    pooled: Sequence[VariantAggregate],
+    summary: Summary,
+    weights: Sequence[float],
+    thresholds: Sequence[int],
+    published: int | None,
+    winner_id: str | None,
+    diagnostics: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything needed to recompute the decision from the record alone."""
+    definition = autotune.definition
+    return {
+        "asOf": as_of_ms,
+        "previousAsOf": previous,
+        "run": autotune.run,
+        "stage": stage.value,
+        "startedAt": autotune.started_at_ms,
+        "explorationWindowMs": definition.exploration_ms,
+        "attributionWindowMs": definition.attribution_ms,
+        "metric": summary.metric,
+        "lowerIsBetter": summary.lower_is_better,
+        "longTerm": summary.long_term,
+        "winnerThreshold": definition.threshold,
+        "credibleLevel": summary.credible_level,
+        "variants": [
+            {
+                "id": variant.id,
+                "name": variant.name,
+                "units": item.units,
+                "successes": sums.successes,
+                "total": sums.total,
+                "totalSq": sums.total_sq,
+                "posterior": dict(item.posterior.params()),
+                "mean": item.mean,
+                "ciLow": item.ci_low,
+                "ciHigh": item.ci_high,
+                "probabilityOfBest": item.pob,
+                "weight": weight,
+            }
+            for variant, sums, item, weight in zip(definition.variants, pooled, summary.variants, weights, strict=True)
+        ],
+        "new": [_aggregate_json(item) for item in new],
+        "cumulative": [_aggregate_json(item) for item in cumulative],
+        "weights": list(weights),
+        "thresholds": list(thresholds),
+        "allocationVersion": published,
+        "decision": {"winner": winner_id} if winner_id is not None else None,
+        "diagnostics": diagnostics,
+    }
