@@ -1,0 +1,32 @@
+"""Fixtures for end-to-end tests: a real server process on a free loopback port.
+
+- `live_server`: a fresh SQLite database served by `python -m openautotune serve` (see
+  `tests/e2e/live.py` for what a `LiveServer` offers; `LiveServer.start(url, env=...)` starts one on
+  any database, e.g. the `database_url` fixture for PostgreSQL).
+- `sdk_env`: the environment an SDK process needs so it can only reach loopback.
+
+Mark tests that use them with `@pytest.mark.e2e`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.live import LiveServer, sdk_environment
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer.start(f"sqlite:///{tmp_path / 'live.db'}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sdk_env() -> dict[str, str]:
+    return sdk_environment()
