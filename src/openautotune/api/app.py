@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from openautotune import __version__
-from openautotune.api import console, docs_page, errors, sdk_events, sdk_specs
+from openautotune.api import console, docs_page, errors, results, sdk_events, sdk_specs
 from openautotune.api.limits import BodySizeLimit
 from openautotune.api.spec_cache import SpecCache
 from openautotune.clock import Clock, SystemClock
@@ -43,6 +43,7 @@ def create_app(
     errors.install(app)
     docs_page.install(app)
     app.include_router(console.router)
+    app.include_router(results.router)
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)
     app.include_router(web_router.router)

@@ -1,0 +1,98 @@
+"""An autotune's current results, read from its latest update record (reads only, never writes).
+
+The stage is the autotune's own when it is a draft or finished, else the stage of the latest update of
+its current run (`exploring` before the first one). Numbers come from that record; before the first
+update every count and statistic is zero. `weight` is the share of traffic currently served: the
+weights of the latest published allocation of the current run (0 for a draft).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from openautotune.domain.autotune import Autotune, Stage, Status, Variant
+from openautotune.store import autotunes as autotune_store
+from openautotune.store import updates
+from openautotune.store.database import Database
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    id: str
+    name: str
+    units: int
+    successes: int
+    total: float
+    mean: float
+    ci_low: float
+    ci_high: float
+    probability_of_best: float
+    weight: float
+
+
+@dataclass(frozen=True)
+class Results:
+    id: str
+    run: int
+    stage: Stage
+    as_of_ms: int | None
+    winner: Variant | None
+    metric: str
+    allocation_version: int
+    variants: tuple[VariantResult, ...]
+    message: str | None
+
+
+def _float(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _stage(autotune: Autotune, record: updates.UpdateRecord | None) -> Stage:
+    if autotune.status is Status.DRAFT:
+        return Stage.DRAFT
+    if autotune.status is Status.FINISHED:
+        return Stage.FINISHED
+    return Stage(record.stage) if record is not None else Stage.EXPLORING
+
+
+def read_results(db: Database, autotune: Autotune) -> Results:
+    """The results of `autotune`'s current run (the caller has read the autotune, so it exists)."""
+    with db.read() as conn:
+        record = updates.latest_record(conn, autotune.id, autotune.created_ms, autotune.run)
+        allocation = autotune_store.latest_allocation(conn, autotune.id)
+    served: tuple[float, ...] = ()
+    if allocation is not None and allocation.run == autotune.run and autotune.status is not Status.DRAFT:
+        served = allocation.weights
+    by_id: dict[str, dict[str, Any]] = {}
+    if record is not None:
+        by_id = {item["id"]: item for item in record.record.get("variants", []) if isinstance(item, dict)}
+    variants = []
+    for index, variant in enumerate(autotune.definition.variants):
+        item = by_id.get(variant.id, {})
+        variants.append(
+            VariantResult(
+                id=variant.id,
+                name=variant.name,
+                units=int(_float(item.get("units"))),
+                successes=int(_float(item.get("successes"))),
+                total=_float(item.get("total")),
+                mean=_float(item.get("mean")),
+                ci_low=_float(item.get("ciLow")),
+                ci_high=_float(item.get("ciHigh")),
+                probability_of_best=_float(item.get("probabilityOfBest")),
+                weight=float(served[index]) if index < len(served) else 0.0,
+            )
+        )
+    diagnostics = record.record.get("diagnostics", {}) if record is not None else {}
+    return Results(
+        id=autotune.id,
+        run=autotune.run,
+        stage=_stage(autotune, record),
+        as_of_ms=record.as_of_ms if record is not None else None,
+        winner=autotune.winner,
+        metric="value" if autotune.definition.optimizes_value else "occurrence",
+        allocation_version=autotune.allocation_version,
+        variants=tuple(variants),
+        message=diagnostics.get("message") if isinstance(diagnostics, dict) else None,
+    )

@@ -1,0 +1,98 @@
+"""`GET /console/v1/autotunes/{id}/results` through HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openautotune.engine.update import update_autotune
+from openautotune.service import autotunes as autotune_service
+from openautotune.testing import START_MS, TestApp
+
+from .conftest import Env
+
+BASE = "/console/v1/autotunes"
+HOUR = 3_600_000
+BODY = {
+    "name": "button_color_test",
+    "variants": [{"name": "red", "json": {"color": "red"}}, {"name": "blue", "json": {"color": "blue"}}],
+    "successEvent": "click",
+    "explorationWindow": "24hr",
+    "attributionWindow": "1hr",
+    "winnerThreshold": "99%",
+}
+KEYS = {"id", "stage", "asOf", "winner", "variants"}
+VARIANT_KEYS = {"id", "name", "units", "successes", "mean", "ciLow", "ciHigh", "probabilityOfBest", "weight"}
+
+
+def results(client: TestClient, app: TestApp, autotune_id: str) -> dict[str, Any]:
+    response = client.get(f"{BASE}/{autotune_id}/results", headers=app.console_headers(read_only=True))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["message"] == "Autotune results read successfully."
+    data: dict[str, Any] = answer["data"]
+    assert set(data) >= KEYS
+    for variant in data["variants"]:
+        assert set(variant) >= VARIANT_KEYS
+    return data
+
+
+def test_results_before_start_after_start_and_after_updates(client: TestClient, test_app: TestApp) -> None:
+    created = client.post(BASE, json=BODY, headers=test_app.console_headers())
+    assert created.status_code == 201, created.text
+    autotune_id = created.json()["data"]["id"]
+
+    draft = results(client, test_app, autotune_id)
+    assert (draft["stage"], draft["asOf"], draft["winner"]) == ("draft", None, None)
+    assert [(v["name"], v["units"], v["probabilityOfBest"], v["weight"]) for v in draft["variants"]] == [
+        ("red", 0, 0.0, 0.0),
+        ("blue", 0, 0.0, 0.0),
+    ]
+
+    assert client.put(f"{BASE}/{autotune_id}/start", headers=test_app.console_headers()).status_code == 200
+    started = results(client, test_app, autotune_id)
+    assert (started["stage"], started["asOf"]) == ("exploring", None)
+    assert [(v["units"], v["weight"]) for v in started["variants"]] == [(0, 0.5), (0, 0.5)]
+
+    env = Env(db=test_app.db, clock=test_app.clock)
+    autotune = autotune_service.get(test_app.db, autotune_id)
+    env.units(
+        autotune, [(f"r{i}", 0, START_MS + 1) for i in range(200)] + [(f"b{i}", 1, START_MS + 1) for i in range(200)]
+    )
+    env.events(
+        [(f"r{i}", START_MS + 2) for i in range(20)] + [(f"b{i}", START_MS + 2) for i in range(60)], name="click"
+    )
+    outcome = update_autotune(test_app.db, test_app.clock, autotune_id, START_MS + 25 * HOUR)
+    assert outcome.updated and outcome.winner_variant_id is not None  # 30% against 10%: decided
+
+    finished = results(client, test_app, autotune_id)
+    assert finished["stage"] == "finished" and finished["asOf"] == START_MS + 25 * HOUR
+    assert finished["winner"] == {"id": autotune.definition.variants[1].id, "name": "blue"}
+    red, blue = finished["variants"]
+    assert (red["units"], red["successes"], blue["units"], blue["successes"]) == (200, 20, 200, 60)
+    assert blue["probabilityOfBest"] == pytest.approx(outcome.pob[1])
+    assert red["ciLow"] < red["mean"] < red["ciHigh"]
+    assert red["mean"] == pytest.approx(21 / 202)  # Beta(1 + 20, 1 + 180)
+    assert (red["weight"], blue["weight"]) == (0.0, 1.0)
+
+
+def test_results_of_an_unknown_autotune_is_404(client: TestClient, test_app: TestApp) -> None:
+    response = client.get(f"{BASE}/nope/results", headers=test_app.console_headers())
+    assert response.status_code == 404
+    assert set(response.json()) == {"status", "message"}
+
+
+def test_results_need_a_console_key(client: TestClient, test_app: TestApp) -> None:
+    response = client.get(f"{BASE}/nope/results", headers={"STATSIG-API-KEY": test_app.server_key})
+    assert response.status_code == 401
+
+
+def test_results_are_documented_in_openapi(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"][f"{BASE}/{{id}}/results"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/ResultsAnswer")
+    data = spec["components"]["schemas"]["ResultsData"]["properties"]
+    assert set(data) >= KEYS
