@@ -54,7 +54,9 @@ class Ingest:
         body = orjson.dumps({"events": events, "statsigMetadata": {"sdkType": "py-server", "sdkVersion": "0.72.1"}})
         return self.post_raw(body, key=key, gzipped=gzipped, path=path)
 
-    def post_raw(self, body: bytes, *, key: str | None = None, gzipped: bool = False, path: str = LOG_EVENT) -> Response:
+    def post_raw(
+        self, body: bytes, *, key: str | None = None, gzipped: bool = False, path: str = LOG_EVENT
+    ) -> Response:
         headers = {"STATSIG-API-KEY": key or self.app.server_key, "Content-Type": "application/json"}
         if gzipped:
             body = gzip.compress(body)
@@ -113,7 +115,9 @@ def exposure(
     }
 
 
-def custom_event(name: str, *, user: dict[str, Any], time: int, value: Any = None, metadata: Any = None) -> dict[str, Any]:
+def custom_event(
+    name: str, *, user: dict[str, Any], time: int, value: Any = None, metadata: Any = None
+) -> dict[str, Any]:
     event: dict[str, Any] = {"eventName": name, "user": user, "time": time}
     if value is not None:
         event["value"] = value

@@ -83,7 +83,9 @@ def test_earliest_exposure_within_one_batch_wins(ingest: Ingest) -> None:
     red, blue = (variant.id for variant in autotune.definition.variants)
     t = ingest.now - MINUTE_MS
 
-    ingest.post([exposure("color", red, time=t), exposure("color", blue, time=t - 10), exposure("color", red, time=t - 5)])
+    ingest.post(
+        [exposure("color", red, time=t), exposure("color", blue, time=t - 10), exposure("color", red, time=t - 5)]
+    )
 
     [unit] = ingest.units()
     assert (unit["variant_id"], unit["first_exposure_ms"]) == (blue, t - 10)
