@@ -126,12 +126,14 @@ def update_autotune(
             updates.unlock(conn, autotune_id, owner)
 
 
-def update_running(db: Database, clock: Clock, as_of_ms: int | None = None) -> list[UpdateOutcome]:
+def update_running(
+    db: Database, clock: Clock, as_of_ms: int | None = None, *, owner: str | None = None
+) -> list[UpdateOutcome]:
     """Update every running autotune at `as_of_ms` (default: the clock's now)."""
     at = clock.now_ms() if as_of_ms is None else as_of_ms
     with db.read() as conn:
         ids = autotune_store.running_ids(conn)
-    return [update_autotune(db, clock, autotune_id, at) for autotune_id in ids]
+    return [update_autotune(db, clock, autotune_id, at, owner=owner) for autotune_id in ids]
 
 
 def _update_locked(conn: Connection, clock: Clock, autotune_id: str, as_of_ms: int) -> UpdateOutcome:
