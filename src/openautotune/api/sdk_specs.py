@@ -16,7 +16,10 @@ from starlette.responses import Response
 
 from openautotune.api.errors import ApiError
 from openautotune.api.spec_cache import Encoded, Published, SpecCache, SpecsUnavailable
+from openautotune.clock import Clock
+from openautotune.service.ingest import ExposureInput, Ingestor
 from openautotune.service.keys import KeyAuthenticator
+from openautotune.serving.evaluate import Evaluation
 
 router = APIRouter(tags=["SDK"])
 
@@ -155,6 +158,22 @@ async def download_config_specs_v2_double_slash(
     return await _v2_specs(request, sdk_key, sinceTime, checksum)
 
 
+async def _record_exposure(request: Request, user: dict[str, Any], evaluation: Evaluation) -> None:
+    """Stored like an SDK's exposure before answering (a 2xx answer means it is durable)."""
+    ingestor: Ingestor = request.app.state.ingest
+    clock: Clock = request.app.state.clock
+    exposure = ExposureInput(
+        autotune_id=evaluation.config_name,
+        rule_id=evaluation.rule_id,
+        user=user,
+        time_ms=clock.now_ms(),
+        config_version=evaluation.version,
+    )
+    result = await run_in_threadpool(ingestor.record_exposures, [exposure])
+    if result.rejected:
+        raise ApiError(400, f"The exposure could not be recorded: {result.rejected[0].reason}")
+
+
 class GetConfigIn(BaseModel):
     """Statsig's HTTP API body; other fields (such as `statsigMetadata`) are ignored."""
 
@@ -175,6 +194,7 @@ async def get_config(
     if evaluation is None:
         answer: dict[str, Any] = {"name": body.configName, "value": {}, "rule_id": "", "group": "", "group_name": None}
         return _json(orjson.dumps(answer))
+    await _record_exposure(request, body.user, evaluation)
     return _json(
         orjson.dumps(
             {

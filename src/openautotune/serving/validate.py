@@ -84,7 +84,7 @@ def _of(value: Any, kind: type) -> Any:
 def _condition(where: str, condition: Any, problems: list[str]) -> None:
     if not _fields(where, condition, {"type": str, "idType": str}, problems):
         return
-    kind = condition["type"]
+    kind = condition.get("type")
     if kind not in CONDITION_TYPES:
         problems.append(f"{where}.type: {kind!r} is not published by openautotune")
     if kind == "public":
