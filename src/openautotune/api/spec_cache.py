@@ -52,8 +52,13 @@ class Encoded:
         return cls(identity=body, gzip=gzip.compress(body, compresslevel=6, mtime=0), br=br)
 
 
+# An SDK reads `time` 0 as "no specs yet": an untouched database still publishes time 1.
+FIRST_TIME_MS = 1
+
+
 @dataclass(frozen=True)
 class Published:
+    changed_ms: int
     time_ms: int
     v1: Encoded
     v2: Encoded
@@ -63,13 +68,15 @@ class Published:
 
 def publish(state: spec_service.SpecState) -> Published:
     """Render, validate and encode both formats; raises InvalidSpecs or UnsupportedSpec on a bug."""
-    v1 = specs_v1.render(state.pairs, state.changed_ms)
+    time_ms = max(state.changed_ms, FIRST_TIME_MS)
+    v1 = specs_v1.render(state.pairs, time_ms)
     validate_v1(v1)
     evaluator = Evaluator.from_specs(v1)
-    v2 = specs_v2.render(state.pairs, state.changed_ms)
+    v2 = specs_v2.render(state.pairs, time_ms)
     validate_v2(v2)
     return Published(
-        time_ms=state.changed_ms,
+        changed_ms=state.changed_ms,
+        time_ms=time_ms,
         v1=Encoded.of(orjson.dumps(v1), with_br=False),
         v2=Encoded.of(orjson.dumps(v2), with_br=True),
         checksum=str(v2["checksum"]),
@@ -107,7 +114,7 @@ class SpecCache:
                 return published
             checked_at = time.monotonic()
             published = self._published
-            if published is None or spec_service.last_change(self._db) != published.time_ms:
+            if published is None or spec_service.last_change(self._db) != published.changed_ms:
                 published = self._render() or published
             self._published = published
             self._checked_at = checked_at
