@@ -35,9 +35,10 @@ def _iso(epoch_ms: int) -> str:
 def _layout(title: str, y_title: str, *, percent_axis: bool = False, **extra: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "title": {"text": title, "font": {"size": 15}},
-        "margin": {"l": 48, "r": 12, "t": 40, "b": 40},
-        "height": 320,
-        "legend": {"orientation": "h", "y": -0.18},
+        "margin": {"l": 52, "r": 12, "t": 40, "b": 20},
+        "height": 330,
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0, "traceorder": "normal"},
+        "xaxis": {"nticks": 6, "tickangle": 0, "automargin": True},
         "hovermode": "x unified",
         "yaxis": {"title": {"text": y_title}, "tickformat": ".0%" if percent_axis else None},
         "paper_bgcolor": "rgba(0,0,0,0)",
@@ -77,7 +78,11 @@ def intervals(series: Series) -> go.Figure:
             )
         )
     figure.update_layout(
-        xaxis={"tickformat": ".1%" if rate else None, "title": {"text": "rate" if rate else "mean value"}},
+        xaxis={
+            "tickformat": ".1%" if rate else ",.3~g",
+            "title": {"text": "rate" if rate else "mean value"},
+            "nticks": 6,
+        },
         yaxis={"autorange": "reversed", "type": "category"},
         height=max(160, 60 + 36 * len(series.variants)),
         showlegend=False,

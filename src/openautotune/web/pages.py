@@ -30,6 +30,7 @@ WRONG_KEY = "That is not an active console key. Check the key (it starts with co
 EXPIRED_FORM = "This form has expired or did not come from this dashboard. Reload the page and try again."
 READ_ONLY = "Your key is read-only: it can view autotunes but not change them."
 LIST_PAGE_SIZE = 100
+EXPOSURES_SHOWN = 25
 
 
 def _render(request: Request, template: str, found: Visitor | None, status_code: int = 200, **context: Any) -> Response:
@@ -138,7 +139,7 @@ def _autotune_page(
         autotune=autotune,
         page=page,
         audit=autotune_service.audit_history(db, autotune.id, limit=50),
-        exposures=exposures_log.recent(db, autotune.id, limit=50),
+        exposures=exposures_log.recent(db, autotune.id, limit=EXPOSURES_SHOWN),
         notice=DONE_MESSAGES.get(done or ""),
         error=error,
         actions=_available_actions(autotune) if found.can_act else (),

@@ -1,0 +1,198 @@
+"""The dashboard in a real browser (Debian's Chromium via Playwright) against a real server process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from openautotune.clock import SystemClock
+from openautotune.service import autotunes as autotune_service
+from openautotune.service import keys as key_service
+from openautotune.service.keys import KeyKind
+from openautotune.store import updates
+from openautotune.store.ingest_tables import exposures_table
+from tests.e2e.live import LiveServer
+from tests.web.helpers import ADMIN, HOUR_MS, create, record
+
+pytestmark = pytest.mark.e2e
+
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+DAY_MS = 24 * HOUR_MS
+HOURS = 73  # 73 hourly updates: 4 UTC days of a 3-day-old autotune
+
+
+def _seed(server: LiveServer) -> dict[str, Any]:
+    """A running autotune with 73 hourly update records and exposures on 4 days, plus a draft."""
+    clock = SystemClock()
+    now = clock.now_ms()
+    start = now - now % DAY_MS - 3 * DAY_MS
+    running = create(server.db, clock, "Checkout button", variants=("Classic", "Bold", "Minimal"))
+    autotune_service.start(server.db, clock, ADMIN, running.id)
+    running = autotune_service.get(server.db, running.id)
+    with server.db.write() as conn:
+        conn.execute(
+            exposures_table.insert(),
+            [
+                {
+                    "autotune_id": running.id,
+                    "run": running.run,
+                    "unit_id": f"user-{day}-{n}",
+                    "rule_id": "rule",
+                    "variant_id": running.definition.variants[n % 3].id,
+                    "config_version": 1,
+                    "time_ms": start + day * DAY_MS + n * 60_000,
+                    "received_ms": start + day * DAY_MS + n * 60_000,
+                    "user": None,
+                    "analysable": True,
+                    "reason": "",
+                    "dedup_key": f"{day}-{n}",
+                }
+                for day in range(4)
+                for n in range(30)
+            ],
+        )
+    insert_three_variant_records(server, running, start)
+    draft = create(server.db, clock, "Pricing page")
+    return {"running": running, "draft": draft, "start": start}
+
+
+def insert_three_variant_records(server: LiveServer, running: Any, start: int) -> None:
+    with server.db.write() as conn:
+        for hour in range(1, HOURS + 1):
+            units = 40 * hour
+            as_of = start + hour * HOUR_MS
+            stage = "exploring" if hour < 24 else "exploiting"
+            per_variant = [
+                (units, units // 10, 0.05, 0.2),
+                (units, units * 13 // 100, 0.91, 0.7),
+                (units, units // 12, 0.04, 0.1),
+            ]
+            updates.insert_record(
+                conn,
+                updates.UpdateRecord(
+                    autotune_id=running.id,
+                    incarnation_ms=running.created_ms,
+                    run=running.run,
+                    as_of_ms=as_of,
+                    computed_ms=as_of,
+                    stage=stage,
+                    decision=None,
+                    allocation_version=None,
+                    record=record(running, as_of, stage, per_variant),
+                ),
+            )
+
+
+@pytest.fixture(scope="module")
+def seeded(web_server: LiveServer) -> dict[str, Any]:
+    return _seed(web_server)
+
+
+@pytest.fixture(scope="module")
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """One context for the module, so the browser caches plotly.min.js (4 MB) once."""
+    made = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    context.clear_cookies()
+    made = context.new_page()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def _sign_in(page: Page, server: LiveServer, key: str) -> None:
+    page.goto(server.url + "/")
+    expect(page).to_have_url(server.url + "/login?next=%2F")
+    page.fill("#key", key)
+    page.click("#login-form button[type=submit]")
+
+
+def test_sign_in_and_list(page: Page, web_server: LiveServer, seeded: dict[str, Any]) -> None:
+    _sign_in(page, web_server, web_server.console_key)
+    expect(page).to_have_url(web_server.url + "/")
+    rows = page.locator("#autotune-list tbody tr")
+    expect(rows).to_have_count(2)
+    first = rows.nth(0)
+    expect(first).to_contain_text("Checkout button")
+    expect(first).to_contain_text("exploiting")
+    expect(first).to_contain_text("Bold")
+    expect(first).to_contain_text("91.0%")
+    expect(rows.nth(1)).to_contain_text("draft")
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(IMAGES / "dashboard-list.png"), full_page=True)
+
+
+def test_autotune_page_charts(page: Page, web_server: LiveServer, seeded: dict[str, Any]) -> None:
+    _sign_in(page, web_server, web_server.console_key)
+    page.goto(f"{web_server.url}/autotunes/{seeded['running'].id}")
+    expect(page.locator("#status-sentence")).to_have_text("Bold leads with 91% probability of being best; needs 95%.")
+    expected = {"probability_of_best": HOURS, "cumulative": HOURS, "daily": 4, "traffic": 4, "intervals": 1}
+    for name, points in expected.items():
+        page.wait_for_function(f"document.querySelector('#chart-{name}').data !== undefined")
+        traces = page.evaluate(f"Array.from(document.querySelector('#chart-{name}').data, t => [t.name, t.x.length])")
+        assert traces == [["Classic", points], ["Bold", points], ["Minimal", points]], name
+    expect(page.locator("#summary-table tbody tr")).to_have_count(3)
+    expect(page.locator("#audit")).to_contain_text("start")
+    expect(page.locator("#exposures tbody tr")).to_have_count(25)
+    page.screenshot(path=str(IMAGES / "dashboard-autotune.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.wait_for_function("document.querySelector('#chart-daily').data !== undefined")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
+    page.screenshot(path=str(IMAGES / "dashboard-autotune-phone.png"), full_page=False)
+
+
+def test_start_a_draft_then_decide_then_sign_out(page: Page, web_server: LiveServer, seeded: dict[str, Any]) -> None:
+    draft = create(web_server.db, SystemClock(), "Signup copy")
+    _sign_in(page, web_server, web_server.console_key)
+    page.goto(f"{web_server.url}/autotunes/{draft.id}")
+    page.click("#action-start")
+    expect(page.locator("#confirm")).to_contain_text("Start")
+    page.click("#confirm-start")
+    expect(page.locator(".notice")).to_contain_text("Started")
+    expect(page.locator("#status-sentence")).to_contain_text("Exploring until")
+    page.select_option("#decide-variant", label="blue")
+    page.fill("#decide-reason", "blue reads better")
+    page.click("#action-decide")
+    page.click("#confirm-decide")
+    expect(page.locator(".notice")).to_contain_text("Decision made")
+    expect(page.locator("#status-sentence")).to_contain_text("blue won on")
+    expect(page.locator("#audit tbody tr").first).to_contain_text("DASHBOARD")
+    after = autotune_service.get(web_server.db, draft.id)
+    assert after.winner is not None and after.winner.name == "blue"
+    page.click("#sign-out")
+    expect(page).to_have_url(web_server.url + "/login?signed_out=true")
+    page.goto(web_server.url + "/")
+    expect(page).to_have_url(web_server.url + "/login?next=%2F")
+
+
+def test_read_only_key_sees_no_actions(page: Page, web_server: LiveServer, seeded: dict[str, Any]) -> None:
+    read_only = key_service.create_key(web_server.db, SystemClock(), KeyKind.CONSOLE, read_only=True).secret
+    _sign_in(page, web_server, read_only)
+    expect(page).to_have_url(web_server.url + "/")
+    page.goto(f"{web_server.url}/autotunes/{seeded['draft'].id}")
+    expect(page.locator("#status-sentence")).to_contain_text("Draft")
+    expect(page.locator("#actions")).to_have_count(0)
+    expect(page.locator("[id^=action-]")).to_have_count(0)
+
+
+def test_wrong_key_cannot_sign_in(page: Page, web_server: LiveServer, seeded: dict[str, Any]) -> None:
+    _sign_in(page, web_server, "console-wrong")
+    expect(page.locator(".error")).to_contain_text("not an active console key")
+    page.goto(web_server.url + "/")
+    expect(page).to_have_url(web_server.url + "/login?next=%2F")
+    _sign_in(page, web_server, web_server.server_key)
+    expect(page.locator(".error")).to_contain_text("not an active console key")
