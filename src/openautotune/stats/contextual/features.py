@@ -1,0 +1,247 @@
+"""Features of a contextual autotune: from Statsig user dicts to a design matrix.
+
+The rules (spec: contextual.md, "Features"; sdk-core-protocol.md, "Contextual autotunes"):
+
+- A feature's value is looked up the way the core SDK looks it up when it scores a user: the top-level
+  fields ``userID``, ``email``, ``ip``, ``country``, ``locale``, ``appVersion``, ``userAgent`` first,
+  then the keys of ``custom``; names are case-insensitive (an exact spelling wins over another casing).
+- Candidates: ``featureList`` when given (each name resolved as above), otherwise every ``custom`` key
+  seen in the data.
+- Missing: absent, ``None``, the empty string, or a list/object (which the SDK cannot score).
+- Typing, per feature, from the data: numeric when every observed non-missing value parses as a finite
+  number (numbers, or strings of ASCII digits such as ``"42"`` or ``"-1.5e3"``, without spaces;
+  booleans are not numbers), else
+  categorical. A feature never observed is dropped.
+- Categorical: the ``MAX_CATEGORIES`` (25) most frequent values (ties broken by value) each covering
+  more than ``MIN_COVERAGE`` (1%) of the units get a column; other values add 0. Values are compared as
+  strings: a string as is, ``true``/``false`` for booleans, numbers as JSON writes them.
+- Numeric: the raw number, 0 when missing or unparsable, so a missing value adds 0 to the raw-unit
+  score exactly as in the SDK.
+
+Training works on centred and scaled columns (better-conditioned fits, and a prior that means the
+same for every feature): numeric ``(x - centre) / scale`` (``scale``: the power of two nearest the
+standard deviation, so that scaling is exact in floating point) and categorical ``1[value = v] - p_v``. The
+intercept is column 0. Both transforms are affine per column, so ``publish`` folds them back into
+raw-unit weights and the intercept exactly. Centred columns have mean zero on the training data, so
+the *average context* is the unit vector ``(1, 0, ..., 0)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+User = Mapping[str, object]
+
+TOP_LEVEL_FIELDS: Final[tuple[str, ...]] = ("userID", "email", "ip", "country", "locale", "appVersion", "userAgent")
+_TOP_BY_LOWER: Final[dict[str, str]] = {name.lower(): name for name in TOP_LEVEL_FIELDS}
+MAX_CATEGORIES: Final = 25
+MIN_COVERAGE: Final = 0.01
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _present(value: object) -> bool:
+    return value is not None and value != "" and not isinstance(value, (list, tuple, dict))
+
+
+def _custom_of(user: User) -> Mapping[str, object]:
+    custom = user.get("custom")
+    return custom if isinstance(custom, Mapping) else {}
+
+
+def _top_level_value(user: User, canonical: str) -> object:
+    if canonical in user:
+        return user[canonical]
+    lower = canonical.lower()
+    for key, value in user.items():
+        if key.lower() == lower:
+            return value
+    return None
+
+
+def user_value(user: User, name: str) -> object | None:
+    """The value of feature ``name`` for ``user`` as the SDK resolves it; ``None`` when missing."""
+    canonical = _TOP_BY_LOWER.get(name.lower())
+    if canonical is not None:
+        value = _top_level_value(user, canonical)
+        if _present(value):
+            return value
+    custom = _custom_of(user)
+    if name in custom:
+        value = custom[name]
+    else:
+        lower = name.lower()
+        value = next((v for k, v in custom.items() if k.lower() == lower), None)
+    return value if _present(value) else None
+
+
+def as_number(value: object) -> float | None:
+    """A finite float when ``value`` is a number or a numeric string, else ``None`` (booleans: None)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    numeric_string = isinstance(value, str) and _NUMBER.fullmatch(value) is not None
+    if not (isinstance(value, (int, float)) or numeric_string):
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return number if math.isfinite(number) else None
+
+
+def as_category(value: object) -> str | None:
+    """The string a categorical weight is keyed by; ``None`` when missing."""
+    if not _present(value):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    """A numeric feature: column ``(x - centre) / scale``, ``x`` = 0 when missing."""
+
+    name: str
+    centre: float
+    scale: float
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """A categorical feature: one column ``1[value = v] - centre_v`` per kept value ``v``."""
+
+    name: str
+    values: tuple[str, ...]
+    centres: tuple[float, ...]
+
+
+Feature = NumericFeature | CategoricalFeature
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How users become rows of a design matrix (column 0 is the intercept). Deterministic."""
+
+    features: tuple[Feature, ...]
+
+    @property
+    def n_columns(self) -> int:
+        return 1 + sum(1 if isinstance(f, NumericFeature) else len(f.values) for f in self.features)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        names = ["(intercept)"]
+        for feature in self.features:
+            if isinstance(feature, NumericFeature):
+                names.append(feature.name)
+            else:
+                names.extend(f"{feature.name}={value}" for value in feature.values)
+        return tuple(names)
+
+    @property
+    def average_context(self) -> FloatArray:
+        """The design row of the average training unit: centred columns average to 0."""
+        row = np.zeros(self.n_columns)
+        row[0] = 1.0
+        return row
+
+    def transform(self, users: Sequence[User]) -> FloatArray:
+        """The design matrix of ``users`` (n x n_columns)."""
+        out = np.zeros((len(users), self.n_columns))
+        out[:, 0] = 1.0
+        column = 1
+        for feature in self.features:
+            raw = [user_value(user, feature.name) for user in users]
+            if isinstance(feature, NumericFeature):
+                numbers = np.array([_number_or_zero(v) for v in raw], dtype=np.float64)
+                out[:, column] = (numbers - feature.centre) / feature.scale
+                column += 1
+            else:
+                index = {value: i for i, value in enumerate(feature.values)}
+                width = len(feature.values)
+                block = np.zeros((len(users), width))
+                for row, value in enumerate(raw):
+                    category = as_category(value)
+                    position = -1 if category is None else index.get(category, -1)
+                    if position >= 0:
+                        block[row, position] = 1.0
+                out[:, column : column + width] = block - np.asarray(feature.centres)
+                column += width
+        return out
+
+
+def _power_of_two_scale(spread: float) -> float:
+    """The power of two nearest the spread (1 when there is none): dividing by it is exact."""
+    if not spread > 0.0 or not math.isfinite(spread):
+        return 1.0
+    return math.ldexp(1.0, round(math.log2(spread)))
+
+
+def _number_or_zero(value: object) -> float:
+    number = as_number(value)
+    return 0.0 if number is None else number
+
+
+def candidate_features(users: Iterable[User], feature_list: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Feature names, spelt as they will be published.
+
+    With ``feature_list``: its names, top-level fields in their canonical spelling, duplicates (in any
+    casing) dropped. Without: every ``custom`` key seen, each in its most frequent spelling (ties:
+    the smallest), ordered by that spelling.
+    """
+    if feature_list is not None:
+        seen: set[str] = set()
+        names: list[str] = []
+        for raw in feature_list:
+            name = _TOP_BY_LOWER.get(raw.lower(), raw)
+            if name.lower() not in seen:
+                seen.add(name.lower())
+                names.append(name)
+        return tuple(names)
+    spellings: dict[str, Counter[str]] = {}
+    for user in users:
+        for key, value in _custom_of(user).items():
+            if _present(value):
+                spellings.setdefault(key.lower(), Counter())[key] += 1
+    chosen = [min(counter.items(), key=lambda item: (-item[1], item[0]))[0] for counter in spellings.values()]
+    return tuple(sorted(chosen))
+
+
+def fit_encoding(
+    users: Sequence[User],
+    feature_list: Sequence[str] | None = None,
+    *,
+    max_categories: int = MAX_CATEGORIES,
+    min_coverage: float = MIN_COVERAGE,
+) -> Encoding:
+    """Decide every feature's type, categories, centre and scale from ``users`` (the training units)."""
+    n = len(users)
+    features: list[Feature] = []
+    for name in candidate_features(users, feature_list):
+        raw = [user_value(user, name) for user in users]
+        observed = [v for v in raw if v is not None]
+        if not observed:
+            continue
+        numbers = [as_number(v) for v in observed]
+        if all(number is not None for number in numbers):
+            column = np.array([_number_or_zero(v) for v in raw], dtype=np.float64)
+            centre = float(column.mean())
+            features.append(NumericFeature(name, centre, _power_of_two_scale(float(column.std()))))
+            continue
+        counts = Counter(c for c in (as_category(v) for v in observed) if c is not None)
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        kept = [(value, count) for value, count in ranked if count / n > min_coverage][:max_categories]
+        if kept:
+            features.append(CategoricalFeature(name, tuple(v for v, _ in kept), tuple(count / n for _, count in kept)))
+    return Encoding(tuple(features))
