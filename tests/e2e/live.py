@@ -175,10 +175,12 @@ class LiveServer:
 class SdkProcess:
     """One SDK in a subprocess, spoken to in JSON lines (see `sdk_runner.py`)."""
 
-    def __init__(self, kind: str, server: LiveServer, *, key: str | None = None) -> None:
+    def __init__(self, kind: str, server: LiveServer, *, key: str | None = None, tier: str | None = None) -> None:
+        """`tier` sets the SDK's environment tier (legacy `tier=`, core `environment=`)."""
         self.kind = kind
+        arguments = [kind, server.url, key or server.server_key, *([tier] if tier else [])]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.sdk_runner", kind, server.url, key or server.server_key],
+            [sys.executable, "-m", "tests.e2e.sdk_runner", *arguments],
             cwd=ROOT,
             env=sdk_environment(),
             stdin=subprocess.PIPE,

@@ -1,6 +1,6 @@
 """Runs one real Statsig SDK against a server and answers JSON-line commands (used by `live.SdkProcess`).
 
-    python -m tests.e2e.sdk_runner legacy|core http://127.0.0.1:PORT secret-...
+    python -m tests.e2e.sdk_runner legacy|core http://127.0.0.1:PORT secret-... [TIER]
 
 Prints `{"ready": true}` once initialized, then one JSON line per command read from stdin:
 - `{"cmd": "eval", "config": name, "users": [user, ...], "log": false}` ->
@@ -23,12 +23,16 @@ from typing import Any
 Answer = list[Any]
 
 
-def _legacy(url: str, key: str) -> tuple[Callable[[str, dict[str, Any], bool], Answer], Callable[[], None]]:
+Sdk = tuple[Callable[[str, dict[str, Any], bool], Answer], Callable[[], None]]
+
+
+def _legacy(url: str, key: str, tier: str | None) -> Sdk:
     from statsig import StatsigOptions, StatsigUser, statsig
 
-    statsig.initialize(
-        key, StatsigOptions(api=f"{url}/v1", rulesets_sync_interval=1, disable_diagnostics=True, init_timeout=10)
+    options = StatsigOptions(
+        api=f"{url}/v1", rulesets_sync_interval=1, disable_diagnostics=True, init_timeout=10, tier=tier
     )
+    statsig.initialize(key, options)
 
     def evaluate(config: str, user: dict[str, Any], log: bool) -> Answer:
         sdk_user = StatsigUser(
@@ -44,7 +48,7 @@ def _legacy(url: str, key: str) -> tuple[Callable[[str, dict[str, Any], bool], A
     return evaluate, statsig.shutdown
 
 
-def _core(url: str, key: str) -> tuple[Callable[[str, dict[str, Any], bool], Answer], Callable[[], None]]:
+def _core(url: str, key: str, tier: str | None) -> Sdk:
     from statsig_python_core import ExperimentEvaluationOptions, Statsig, StatsigOptions, StatsigUser
 
     options = StatsigOptions(
@@ -52,6 +56,7 @@ def _core(url: str, key: str) -> tuple[Callable[[str, dict[str, Any], bool], Ans
         log_event_url=f"{url}/v1/log_event",
         specs_sync_interval_ms=1000,
         init_timeout_ms=10000,
+        environment=tier,
     )
     sdk = Statsig(key, options)
     sdk.initialize().wait()
@@ -75,6 +80,7 @@ def _core(url: str, key: str) -> tuple[Callable[[str, dict[str, Any], bool], Ans
 
 def main() -> None:
     kind, url, key = sys.argv[1:4]
+    tier = sys.argv[4] if len(sys.argv) > 4 else None
     protocol = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
 
@@ -82,7 +88,7 @@ def main() -> None:
         protocol.write(json.dumps(data) + "\n")
         protocol.flush()
 
-    evaluate, shutdown = (_legacy if kind == "legacy" else _core)(url, key)
+    evaluate, shutdown = (_legacy if kind == "legacy" else _core)(url, key, tier)
     answer({"ready": True})
     for line in sys.stdin:
         command = json.loads(line)
