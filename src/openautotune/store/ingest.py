@@ -1,8 +1,9 @@
 """Writes of ingestion (exposures, units, events) and the autotune facts it needs to classify exposures.
 
 Every write here is one `executemany` of a pre-built list of rows, inside the caller's
-transaction: a batch costs three statements whatever its size. The dialect difference of
-"insert unless already there" lives in `_insert_ignoring` and nowhere else.
+transaction: a batch costs three statements whatever its size. "Insert unless already there" is
+`ON CONFLICT (...) DO NOTHING`, the same text on SQLite and PostgreSQL; the one dialect
+difference (the driver's placeholder) lives in `_Insert._sql`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from openautotune.domain.autotune import Stage, Status
@@ -87,31 +88,59 @@ def load_facts(conn: Connection, autotune_ids: Collection[str]) -> dict[str, Aut
     return facts
 
 
-def _insert_ignoring(conn: Connection, table: sa.Table, rows: Sequence[Row], key: Sequence[str]) -> None:
-    """Insert rows, silently skipping any whose `key` columns are already stored.
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
-    SQLite and PostgreSQL both spell it `ON CONFLICT (...) DO NOTHING`; only the construct's
-    module differs. A conflict on any other constraint still raises, as it should.
+
+class _Insert:
+    """One table's insert, as driver SQL: rows go to the DB-API `executemany` as tuples.
+
+    Going around SQLAlchemy's per-row bind processing (JSON is serialised here, once, with
+    orjson) roughly halves the Python cost of a batch; the SQL text is the same on SQLite and
+    PostgreSQL except the placeholder, which `_sql` alone decides.
     """
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
-    conn.execute(statement, list(rows))
+
+    def __init__(self, table: sa.Table, conflict: str) -> None:
+        self.table = table
+        self.conflict = conflict
+        self.columns = tuple(column.name for column in table.columns if column.autoincrement is not True)
+        self.json_columns = frozenset(column.name for column in table.columns if isinstance(column.type, sa.JSON))
+
+    def _sql(self, conn: Connection) -> str:
+        mark = "%s" if conn.dialect.name == "postgresql" else "?"  # psycopg: format; sqlite3: qmark
+        names = ", ".join(f'"{name}"' for name in self.columns)
+        marks = ", ".join([mark] * len(self.columns))
+        return f"INSERT INTO {self.table.name} ({names}) VALUES ({marks}) {self.conflict}"
+
+    def execute(self, conn: Connection, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        json_columns = self.json_columns
+        values = [
+            tuple(_json(row[name]) if name in json_columns else row[name] for name in self.columns) for row in rows
+        ]
+        conn.exec_driver_sql(self._sql(conn), values)
+
+
+_EXPOSURES = _Insert(exposures_table, "ON CONFLICT (dedup_key) DO NOTHING")
+_EVENTS = _Insert(events_table, "ON CONFLICT (dedup_key) DO NOTHING")
+_UNIT_REPLACED = ("variant_id", "first_exposure_ms", "allocation_version", "explore", "features", "propensity")
+_UNITS = _Insert(
+    units_table,
+    "ON CONFLICT (autotune_id, run, unit_id) DO UPDATE SET "
+    + ", ".join(f'"{name}" = excluded."{name}"' for name in _UNIT_REPLACED)
+    + " WHERE excluded.first_exposure_ms < units.first_exposure_ms",
+)
 
 
 def insert_exposures(conn: Connection, rows: Sequence[Row]) -> None:
     """Raw exposures; a row whose `dedup_key` is already stored (a re-sent batch) is skipped."""
-    _insert_ignoring(conn, exposures_table, rows, ["dedup_key"])
+    _EXPOSURES.execute(conn, rows)
 
 
 def insert_events(conn: Connection, rows: Sequence[Row]) -> None:
     """Event rows (one per event and id type); re-sent ones are skipped by `dedup_key`."""
-    _insert_ignoring(conn, events_table, rows, ["dedup_key"])
-
-
-_UNIT_KEY = ("autotune_id", "run", "unit_id")
-_UNIT_REPLACED = ("variant_id", "first_exposure_ms", "allocation_version", "explore", "features", "propensity")
+    _EVENTS.execute(conn, rows)
 
 
 def upsert_units(conn: Connection, rows: Sequence[Row]) -> None:
@@ -121,14 +150,4 @@ def upsert_units(conn: Connection, rows: Sequence[Row]) -> None:
     that arrived late), so the row always holds the earliest analysable exposure stored so far.
     The rows must not repeat a unit (the caller keeps the earliest one per unit).
     """
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(units_table)
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
-        index_elements=list(_UNIT_KEY),
-        set_={column: excluded[column] for column in _UNIT_REPLACED},
-        where=excluded.first_exposure_ms < units_table.c.first_exposure_ms,
-    )
-    conn.execute(statement, list(rows))
+    _UNITS.execute(conn, rows)
