@@ -2,7 +2,9 @@
 
 - `live_server`: a fresh SQLite database served by `python -m openautotune serve` (see
   `tests/e2e/live.py` for what a `LiveServer` offers; `LiveServer.start(url, env=...)` starts one on
-  any database, e.g. the `database_url` fixture for PostgreSQL).
+  any database, e.g. the `database_url` fixture for PostgreSQL). Starting a server takes seconds.
+- `shared_live_server`: one server for the whole session, for tests that only add autotunes under
+  names no other test uses (and never list or count all of them). Much faster than `live_server`.
 - `sdk_env`: the environment an SDK process needs so it can only reach loopback.
 
 Mark tests that use them with `@pytest.mark.e2e`.
@@ -21,6 +23,15 @@ from tests.e2e.live import LiveServer, sdk_environment
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     server = LiveServer.start(f"sqlite:///{tmp_path / 'live.db'}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer.start(f"sqlite:///{tmp_path_factory.mktemp('shared-live') / 'live.db'}")
     try:
         yield server
     finally:

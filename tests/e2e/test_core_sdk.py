@@ -15,7 +15,8 @@ from tests.e2e.users import generated_users
 pytestmark = pytest.mark.e2e
 
 
-def test_core_and_legacy_sdks_and_our_evaluator_agree(live_server: LiveServer) -> None:
+def test_core_and_legacy_sdks_and_our_evaluator_agree(shared_live_server: LiveServer) -> None:
+    live_server = shared_live_server
     running = create(live_server, "agreement")
     by_company = create(live_server, "agreement by company", idType="companyID")
     users = generated_users(10_000, seed=5)
@@ -30,7 +31,8 @@ def test_core_and_legacy_sdks_and_our_evaluator_agree(live_server: LiveServer) -
     assert core_company == legacy_company == expected(evaluator, by_company["id"], users[:2000])
 
 
-def test_core_sdk_drafts_finished_and_allocation_changes(live_server: LiveServer) -> None:
+def test_core_sdk_drafts_finished_and_allocation_changes(shared_live_server: LiveServer) -> None:
+    live_server = shared_live_server
     running = create(live_server, "core running")
     draft = create(live_server, "core draft", start=False)
     finished = create(live_server, "core finished")

@@ -53,7 +53,8 @@ def expected(evaluator: Evaluator, config: str, users: list[dict[str, Any]]) -> 
     return answers
 
 
-def test_bucketing_matches_the_sdk_for_100k_users(live_server: LiveServer) -> None:
+def test_bucketing_matches_the_sdk_for_100k_users(shared_live_server: LiveServer) -> None:
+    live_server = shared_live_server
     sized = create(
         live_server,
         "sized",
@@ -82,7 +83,8 @@ def test_bucketing_matches_the_sdk_for_100k_users(live_server: LiveServer) -> No
     assert abs(counts[ids[0]] / 100_000 - 0.2) < 0.01 and abs(counts[ids[2]] / 100_000 - 0.5) < 0.01
 
 
-def test_sdk_follows_start_allocation_changes_and_drafts(live_server: LiveServer) -> None:
+def test_sdk_follows_start_allocation_changes_and_drafts(shared_live_server: LiveServer) -> None:
+    live_server = shared_live_server
     running = create(live_server, "running one")
     draft = create(live_server, "draft one", start=False)
     ids = [v["id"] for v in running["variants"]]
@@ -111,7 +113,8 @@ def test_sdk_follows_start_allocation_changes_and_drafts(live_server: LiveServer
     assert all(old[0] == ids[0] for old, new in zip(before, after, strict=True) if new[0] == ids[0])
 
 
-def test_get_config_answers_like_the_sdk(live_server: LiveServer) -> None:
+def test_get_config_answers_like_the_sdk(shared_live_server: LiveServer) -> None:
+    live_server = shared_live_server
     running = create(live_server, "http only")
     users = generated_users(200, seed=3)
     with SdkProcess("legacy", live_server) as sdk:

@@ -18,7 +18,8 @@ COMPANY = {"userID": "someone", "customIDs": {"companyID": "c-1"}}
 STAGED = {"userID": "dora"}
 
 
-def test_overrides_and_winners_in_both_sdks(live_server: LiveServer) -> None:
+def test_overrides_and_winners_in_both_sdks(shared_live_server: LiveServer) -> None:
+    live_server = shared_live_server
     running = create(live_server, "overridden")
     finished = create(live_server, "decided")
     red, green, blue = running["variants"]
