@@ -19,7 +19,7 @@ def test_events_are_stored_once_per_id_type(ingest: Ingest) -> None:
         [
             custom_event("click", user=user, time=t, value=4.5, metadata={"page": "home", "n": "3"}),
             custom_event("purchase", user={"customIDs": {"stableID": "s2"}}, time=t, value="gold"),
-            custom_event("view", user={"userID": "u2"}, time=t, value=7),
+            custom_event("view", user={"userID": "u2"}, time=t, value=7.0),  # the core SDK sends 7 as 7.0
         ]
     )
 

@@ -216,7 +216,13 @@ def _value(raw: Any) -> str | None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise Invalid("value must be a string or a number")
-    return clean_text(raw, "value") if isinstance(raw, str) else str(raw)
+    if isinstance(raw, str):
+        return clean_text(raw, "value")
+    if isinstance(raw, float) and raw.is_integer() and abs(raw) < 2**53:
+        # The core SDK sends every number as a float: `log_event(user, "buy", 3)` arrives as 3.0.
+        # One text per number, whichever SDK logged it, so "3" matches a successEventValue of "3".
+        return str(int(raw))
+    return str(raw)
 
 
 def _custom(event: Mapping[str, Any], name: str, now_ms: int) -> CheckedEvent:
