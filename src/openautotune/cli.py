@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from openautotune.clock import SystemClock
+from openautotune.clock import Clock, SystemClock
 from openautotune.service import keys as key_service
 from openautotune.settings import Settings
 from openautotune.store import migrate
 from openautotune.store.database import Database
 from openautotune.store.keys import KeyKind
+
+if TYPE_CHECKING:  # the engine pulls in numpy and scipy: imported only by the commands that need it
+    from openautotune.domain.autotune import Allocation, Autotune
+    from openautotune.engine.simulator import (
+        Conversions,
+        Exposures,
+        HourReport,
+        SimulationConfig,
+        SimulationResult,
+        Traffic,
+    )
 
 app = typer.Typer(
     help="openautotune: self-hosted Bayesian bandits compatible with Statsig Autotune.", no_args_is_help=True
@@ -138,6 +150,281 @@ def update(
         typer.echo("No running autotune to update.")
     if autotune is not None and not outcomes[0].updated and outcomes[0].reason == "autotune not found":
         raise typer.Exit(1)
+
+
+class SdkTraffic:
+    """Simulated users through the real faces: the serving evaluator picks each user's variant from
+    the rendered config spec, and their exposures and success events go to ingestion as SDK batches."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        from openautotune.service.ingest import Ingestor
+
+        self._ingestor = Ingestor(db, clock)
+
+    def assign(self, autotune: Autotune, allocation: Allocation | None, unit_ids: Sequence[str]) -> list[str]:
+        from openautotune.serving.entries import config_entry
+        from openautotune.serving.evaluate import compile_entry
+
+        compiled = compile_entry(config_entry(autotune, allocation))
+        served = [compiled.evaluate({"userID": unit}).variant_id for unit in unit_ids]
+        if any(variant is None for variant in served):
+            raise RuntimeError("the evaluator served no variant to a simulated user")
+        return [variant for variant in served if variant is not None]
+
+    def record(self, autotune: Autotune, exposures: Exposures, conversions: Conversions, now_ms: int) -> None:
+        events: list[dict[str, object]] = [
+            {
+                "eventName": "statsig::config_exposure",
+                "user": {"userID": unit},
+                "time": at,
+                "metadata": {
+                    "config": autotune.id,
+                    "ruleID": variant,
+                    "rulePassed": "true",
+                    "configVersion": str(version),
+                    "reason": "Network",
+                },
+                "secondaryExposures": [],
+            }
+            for unit, variant, version, at in zip(
+                exposures.unit_ids, exposures.variant_ids, exposures.versions, exposures.times_ms, strict=True
+            )
+        ]
+        definition = autotune.definition
+        for unit, at in zip(conversions.unit_ids, conversions.times_ms, strict=True):
+            event: dict[str, object] = {"eventName": definition.success_event, "user": {"userID": unit}, "time": at}
+            if definition.success_event_value:
+                event["value"] = definition.success_event_value
+            events.append(event)
+        result = self._ingestor.ingest(events)
+        if result.rejected:
+            raise RuntimeError(f"ingestion rejected simulated events: {result.rejected[:3]}")
+
+
+def start_simulated_autotune(
+    db: Database,
+    clock: Clock,
+    config: SimulationConfig,
+    *,
+    name: str = "simulated_autotune",
+    exploration_window: str = "24hr",
+    attribution_window: str = "1hr",
+    winner_threshold: str = "95%",
+    long_term: float | None = None,
+) -> str:
+    """Create and start (through the service, as the Console API would) one autotune per simulation."""
+    from dataclasses import replace
+
+    from openautotune.domain.autotune import Actor
+    from openautotune.service import autotunes as autotune_service
+    from openautotune.store import autotunes as autotune_store
+
+    actor = Actor(id="simulator", name="SIMULATOR")
+    fields = {
+        "name": name,
+        "variants": [autotune_service.VariantInput(f"arm_{k}", {"arm": k}) for k in range(len(config.arms))],
+        "success_event": "purchase",
+        "exploration_window": exploration_window,
+        "attribution_window": attribution_window,
+        "winner_threshold": winner_threshold,
+        "longterm_exploration_allocation": long_term,
+    }
+    created = autotune_service.create(db, clock, actor, fields)
+    # A salt derived from the seed (instead of a random one) makes a simulation reproducible.
+    with db.write() as conn:
+        autotune_store.save(conn, replace(created, salt=f"simulation-{config.seed}"))
+    return autotune_service.start(db, clock, actor, created.id).id
+
+
+def run_simulation(
+    config: SimulationConfig,
+    *,
+    database_url: str | None = None,
+    through_sdk: bool = True,
+    on_hour: Callable[[HourReport], None] | None = None,
+    **autotune_options: Any,
+) -> SimulationResult:
+    """One simulated autotune on a fresh temporary SQLite file (or `database_url`), start to end."""
+    import tempfile
+    from pathlib import Path
+
+    from openautotune.clock import FixedClock
+    from openautotune.engine.simulator import DirectTraffic, simulate
+
+    # The temporary database lives in memory-backed /dev/shm when there is one: it is deleted at the end,
+    # so durability buys nothing, and skipping the disk's fsyncs makes a simulation several times faster.
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(prefix="openautotune-sim-", dir=shm if shm.is_dir() else None) as folder:
+        db = _database(Settings(database_url=database_url or f"sqlite:///{Path(folder) / 'simulation.db'}"))
+        try:
+            clock = FixedClock(config.start_ms)
+            autotune_id = start_simulated_autotune(db, clock, config, **autotune_options)
+            traffic: Traffic = SdkTraffic(db, clock) if through_sdk else DirectTraffic(db)
+            return simulate(db, clock, autotune_id, config, traffic, on_hour=on_hour)
+        finally:
+            db.dispose()
+
+
+def _run_one(job: tuple[SimulationConfig, bool, dict[str, Any]]) -> SimulationResult:
+    config, through_sdk, options = job
+    return run_simulation(config, through_sdk=through_sdk, **options)
+
+
+def run_study(
+    configs: Sequence[SimulationConfig],
+    *,
+    workers: int = 1,
+    through_sdk: bool = False,
+    on_result: Callable[[SimulationResult], None] | None = None,
+    **autotune_options: Any,
+) -> list[SimulationResult]:
+    """Several independent simulations (e.g. one per seed), each on its own temporary database,
+    spread over `workers` processes; results in the order of `configs`."""
+    jobs = [(config, through_sdk, autotune_options) for config in configs]
+    results: list[SimulationResult] = []
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            results.append(_run_one(job))
+            if on_result is not None:
+                on_result(results[-1])
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        for result in pool.map(_run_one, jobs):
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    return results
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of rates") from None
+
+
+@app.command()
+def simulate(
+    arms: Annotated[
+        str, typer.Option("--arms", help="True conversion rates, e.g. 0.05,0.055,0.06")
+    ] = "0.05,0.055,0.06",
+    users_per_hour: Annotated[int, typer.Option("--users-per-hour", min=1)] = 1000,
+    hours: Annotated[int, typer.Option("--hours", min=1)] = 72,
+    delay_minutes: Annotated[
+        float, typer.Option("--delay-minutes", min=0, help="Mean of the exponential conversion delay")
+    ] = 15.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    exploration_window: Annotated[str, typer.Option("--exploration-window")] = "24hr",
+    attribution_window: Annotated[str, typer.Option("--attribution-window")] = "1hr",
+    winner_threshold: Annotated[str, typer.Option("--winner-threshold")] = "95%",
+    long_term: Annotated[float | None, typer.Option("--long-term", help="longtermExplorationAllocation")] = None,
+    direct: Annotated[
+        bool, typer.Option("--direct", help="Insert units/events directly instead of through SDK ingestion")
+    ] = False,
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=1, help="Run this many seeds (seed, seed+1, ...) and summarise them")
+    ] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for --seeds")] = 1,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Default: a temporary SQLite file, deleted at the end")
+    ] = None,
+) -> None:
+    """Simulate an autotune with synthetic users: allocation, P(best), regret and the winner, hour by hour."""
+    from rich.progress import Progress
+
+    from openautotune.domain.errors import DomainError
+    from openautotune.engine.simulator import SimulationConfig
+
+    try:
+        config = SimulationConfig(
+            arms=_floats(arms), users_per_hour=users_per_hour, hours=hours, seed=seed, delay_mean_minutes=delay_minutes
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    out = Console()
+    options: dict[str, Any] = {
+        "exploration_window": exploration_window,
+        "attribution_window": attribution_window,
+        "winner_threshold": winner_threshold,
+        "long_term": long_term,
+    }
+    if seeds > 1:
+        _simulate_study(out, config, seeds, workers, not direct, options)
+        return
+    table = Table("hour", "stage", "served", "P(best) after update", "regret")
+    with Progress(console=out, transient=True) as progress:
+        task = progress.add_task("simulating", total=hours)
+
+        def on_hour(report: HourReport) -> None:
+            progress.advance(task)
+            table.add_row(
+                str(report.hour + 1),
+                report.stage,
+                " ".join(f"{share:.3f}" for share in report.served),
+                " ".join(f"{p:.4f}" for p in report.pob),
+                f"{report.regret:.1f}",
+            )
+
+        try:
+            result = run_simulation(
+                config,
+                database_url=database_url,
+                through_sdk=not direct,
+                on_hour=on_hour,
+                **options,
+            )
+        except DomainError as error:
+            err.print(error.message if hasattr(error, "message") else str(error))
+            raise typer.Exit(2) from None
+    out.print(table)
+    out.print(f"path: {'direct inserts' if direct else 'serving evaluator + SDK ingestion'}; arms {list(config.arms)}")
+    winner = f"arm_{result.winner} after {result.hours_to_winner} h" if result.winner is not None else "none"
+    out.print(f"best arm: arm_{result.best}; winner: {winner}")
+    out.print(
+        f"cumulative regret {result.regret:.1f} (equal split: {result.equal_split_regret:.1f}, "
+        f"ratio {result.regret_ratio:.3f}) over {result.users} users"
+    )
+
+
+def _simulate_study(
+    out: Console, config: SimulationConfig, seeds: int, workers: int, through_sdk: bool, options: dict[str, Any]
+) -> None:
+    from dataclasses import replace
+
+    from rich.progress import Progress
+
+    configs = [replace(config, seed=config.seed + k) for k in range(seeds)]
+    table = Table("seed", "winner", "hours to winner", "regret", "equal split", "ratio")
+    with Progress(console=out, transient=True) as progress:
+        task = progress.add_task("simulating seeds", total=seeds)
+
+        def on_result(result: SimulationResult) -> None:
+            progress.advance(task)
+            table.add_row(
+                str(result.config.seed),
+                f"arm_{result.winner}" if result.winner is not None else "none",
+                str(result.hours_to_winner or ""),
+                f"{result.regret:.1f}",
+                f"{result.equal_split_regret:.1f}",
+                f"{result.regret_ratio:.3f}",
+            )
+
+        results = run_study(configs, workers=workers, through_sdk=through_sdk, on_result=on_result, **options)
+    out.print(table)
+    best = results[0].best
+    right = sum(1 for r in results if r.winner == best)
+    wrong = sum(1 for r in results if r.winner is not None and r.winner != best)
+    regret = sum(r.regret for r in results)
+    equal = sum(r.equal_split_regret for r in results)
+    out.print(
+        f"arms {list(config.arms)}: best arm arm_{best} declared in {right}/{seeds} seeds, another arm in {wrong}"
+    )
+    if equal > 0:
+        out.print(f"cumulative regret {regret:.1f} vs equal split {equal:.1f} (ratio {regret / equal:.3f})")
 
 
 @keys_app.command("create")

@@ -8,7 +8,7 @@ from openautotune.domain.autotune import Autotune, Stage, Status
 from openautotune.engine.update import ENGINE_ACTOR, LOCKED, update_autotune, update_running
 from openautotune.service import autotunes as autotune_service
 from openautotune.service.autotunes import VariantInput
-from openautotune.stats.summary import VariantAggregate, summarize
+from openautotune.stats import VariantAggregate, summarize
 from openautotune.store import audit, updates
 from openautotune.store import autotunes as autotune_store
 from openautotune.testing import START_MS

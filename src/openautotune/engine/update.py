@@ -20,7 +20,7 @@ from openautotune.clock import Clock
 from openautotune.domain import lifecycle
 from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
 from openautotune.domain.autotune import Actor, Allocation, Autotune, Stage, Status
-from openautotune.stats.summary import Summary, VariantAggregate, summarize
+from openautotune.stats import Summary, VariantAggregate, summarize
 from openautotune.store import audit, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates

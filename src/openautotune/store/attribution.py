@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from openautotune.domain.autotune import Definition
+from openautotune.store.ingest_tables import events_table, units_table
 
 # Before any update: every unit of the run is "newly matured".
 BEGINNING_MS = -(2**62)
@@ -168,3 +169,29 @@ def matured_aggregates(
         )
         for row in rows
     ]
+
+
+# --- bulk rows (the simulator's direct path and benchmarks; ingestion has its own writer) ------
+
+UNIT_COLUMNS = ("autotune_id", "run", "unit_id", "variant_id", "first_exposure_ms", "allocation_version", "explore")
+EVENT_COLUMNS = ("id_type", "unit_id", "event_name", "value", "metadata", "time_ms", "received_ms", "dedup_key")
+
+
+def _insert_many(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+    # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing would cost
+    # more than the insert itself at simulator and benchmark volumes.
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark for _ in columns)})"
+    conn.exec_driver_sql(statement, rows)
+
+
+def insert_units(conn: Connection, rows: list[tuple[object, ...]]) -> None:
+    """Insert first exposures, as tuples in `UNIT_COLUMNS` order (`explore` False for plain autotunes)."""
+    _insert_many(conn, units_table.name, UNIT_COLUMNS, rows)
+
+
+def insert_events(conn: Connection, rows: list[tuple[object, ...]]) -> None:
+    """Insert events, as tuples in `EVENT_COLUMNS` order (`metadata` as JSON text or None)."""
+    _insert_many(conn, events_table.name, EVENT_COLUMNS, rows)
