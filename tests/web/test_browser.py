@@ -22,7 +22,14 @@ pytestmark = pytest.mark.e2e
 
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 DAY_MS = 24 * HOUR_MS
-HOURS = 73  # 73 hourly updates: 4 UTC days of a 3-day-old autotune
+HOURS = 73
+# [name, points] per trace of a drawn chart: points of the figure's data (long series arrive as typed
+# arrays, {dtype, bdata}) must equal the points plotly.js drew (`_fullData`, decoded).
+POINTS_JS = """selector => {
+  const chart = document.querySelector(selector);
+  const count = v => v && v.bdata ? atob(v.bdata).length / Number(v.dtype.slice(1)) : v.length;
+  return chart.data.map((t, i) => [t.name, count(t.x) === chart._fullData[i].x.length ? count(t.x) : -1]);
+}"""  # 73 hourly updates: 4 UTC days of a 3-day-old autotune
 
 
 def _seed(server: LiveServer) -> dict[str, Any]:
@@ -141,7 +148,7 @@ def test_autotune_page_charts(page: Page, web_server: LiveServer, seeded: dict[s
     expected = {"probability_of_best": HOURS, "cumulative": HOURS, "daily": 4, "traffic": 4, "intervals": 1}
     for name, points in expected.items():
         page.wait_for_function(f"document.querySelector('#chart-{name}').data !== undefined")
-        traces = page.evaluate(f"Array.from(document.querySelector('#chart-{name}').data, t => [t.name, t.x.length])")
+        traces = page.evaluate(POINTS_JS, f"#chart-{name}")
         assert traces == [["Classic", points], ["Bold", points], ["Minimal", points]], name
     expect(page.locator("#summary-table tbody tr")).to_have_count(3)
     expect(page.locator("#audit")).to_contain_text("start")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -13,6 +14,14 @@ from openautotune.testing import START_MS, TestApp
 from tests.web.helpers import ADMIN, HOUR_MS, create, csrf_of, insert_records, sign_in
 
 HISTORY = "/console/v1/autotunes/{}/results/history"
+
+
+def _length(values: object) -> int:
+    """Points in a plotly array: a list, or a typed array `{"dtype": "f8", "bdata": base64}`."""
+    if isinstance(values, dict):
+        return len(base64.b64decode(values["bdata"])) // int(values["dtype"][1:])
+    assert isinstance(values, list)
+    return len(values)
 
 
 def _figure(html: str, name: str) -> dict[str, object]:
@@ -51,7 +60,7 @@ def test_autotune_page_plots_one_trace_per_variant(client: TestClient, test_app:
         data = _figure(page.text, name)["data"]
         assert isinstance(data, list)
         assert [trace["name"] for trace in data] == ["red", "blue"]
-        assert all(len(trace["x"]) == points for trace in data)
+        assert all(_length(trace["x"]) == _length(trace["y"]) == points for trace in data)
     assert "/static/plotly.min.js" in page.text
     assert 'id="action-decide"' in page.text and 'id="action-reset"' in page.text
 

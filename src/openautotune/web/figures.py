@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import plotly.graph_objects as go
 
 from openautotune.web.series import Series
@@ -21,6 +22,7 @@ PALETTE = (
     "#475569",
     "#ea580c",
 )
+GRID = "#e2e8f0"
 FIGURES = ("intervals", "probability_of_best", "cumulative", "daily", "traffic")
 
 
@@ -28,8 +30,15 @@ def color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+# Long series go to plotly as numpy arrays: validated as one array (not element by element) and sent
+# to the browser as typed arrays, which keeps a 2,160-update page fast to build and small to send.
+def _times(epoch_ms: list[int]) -> npt.NDArray[np.float64]:
+    """Epoch ms on a `date` axis: plotly.js reads numbers there as milliseconds since 1970 (UTC)."""
+    return np.array(epoch_ms, dtype=np.float64)
+
+
+def _floats(values: list[float | None]) -> npt.NDArray[np.float64]:
+    return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
 
 
 def _layout(title: str, y_title: str, *, percent_axis: bool = False, **extra: Any) -> dict[str, Any]:
@@ -38,12 +47,16 @@ def _layout(title: str, y_title: str, *, percent_axis: bool = False, **extra: An
         "margin": {"l": 52, "r": 12, "t": 40, "b": 20},
         "height": 330,
         "legend": {"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0, "traceorder": "normal"},
-        "xaxis": {"nticks": 6, "tickangle": 0, "automargin": True},
         "hovermode": "x unified",
-        "yaxis": {"title": {"text": y_title}, "tickformat": ".0%" if percent_axis else None},
+        "yaxis": {
+            "title": {"text": y_title},
+            "tickformat": ".0%" if percent_axis else None,
+            "gridcolor": GRID,
+            "zeroline": False,
+        },
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
-        "template": "plotly_white",
+        "xaxis": {"nticks": 6, "tickangle": 0, "automargin": True, "gridcolor": GRID, "zeroline": False},
     }
     layout.update(extra)
     return layout
@@ -92,12 +105,13 @@ def intervals(series: Series) -> go.Figure:
 
 def probability_of_best(series: Series) -> go.Figure:
     figure = go.Figure(layout=_layout("Probability of being best", "P(best)", percent_axis=True))
-    times = [_iso(point.as_of_ms) for point in series.updates]
+    figure.update_xaxes(type="date")
+    times = _times([point.as_of_ms for point in series.updates])
     for index, variant in enumerate(series.variants):
         figure.add_trace(
             go.Scatter(
                 x=times,
-                y=[point.variants[index].probability_of_best for point in series.updates],
+                y=_floats([point.variants[index].probability_of_best for point in series.updates]),
                 name=variant.name,
                 mode="lines",
                 line={"color": color(index), "width": 2},
@@ -112,12 +126,13 @@ def cumulative(series: Series) -> go.Figure:
     rate = series.metric == "occurrence"
     title = "Cumulative success rate" if rate else "Cumulative mean value"
     figure = go.Figure(layout=_layout(title, "rate" if rate else "mean", percent_axis=rate))
-    times = [_iso(point.as_of_ms) for point in series.updates]
+    figure.update_xaxes(type="date")
+    times = _times([point.as_of_ms for point in series.updates])
     for index, variant in enumerate(series.variants):
         figure.add_trace(
             go.Scatter(
                 x=times,
-                y=[point.variants[index].mean for point in series.updates],
+                y=_floats([point.variants[index].mean for point in series.updates]),
                 name=variant.name,
                 mode="lines",
                 line={"color": color(index), "width": 2},
@@ -135,7 +150,7 @@ def daily(series: Series) -> go.Figure:
         figure.add_trace(
             go.Scatter(
                 x=days,
-                y=[day.variants[index].mean for day in series.daily],
+                y=_floats([day.variants[index].mean for day in series.daily]),
                 name=variant.name,
                 mode="lines+markers",
                 line={"color": color(index), "width": 2},
