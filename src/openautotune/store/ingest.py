@@ -8,6 +8,7 @@ difference (the driver's placeholder) lives in `_Insert._sql`.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +105,9 @@ class _Insert:
         self.table = table
         self.conflict = conflict
         self.columns = tuple(column.name for column in table.columns if column.autoincrement is not True)
-        self.json_columns = frozenset(column.name for column in table.columns if isinstance(column.type, sa.JSON))
+        json_columns = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
+        self._json_positions = [i for i, name in enumerate(self.columns) if name in json_columns]
+        self._getter = operator.itemgetter(*self.columns)
 
     def _sql(self, conn: Connection) -> str:
         mark = "%s" if conn.dialect.name == "postgresql" else "?"  # psycopg: format; sqlite3: qmark
@@ -115,10 +118,13 @@ class _Insert:
     def execute(self, conn: Connection, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        json_columns = self.json_columns
-        values = [
-            tuple(_json(row[name]) if name in json_columns else row[name] for name in self.columns) for row in rows
-        ]
+        values: list[tuple[Any, ...]] = [self._getter(row) for row in rows]
+        if self._json_positions:
+            for number, row_values in enumerate(values):
+                serialised = list(row_values)
+                for position in self._json_positions:
+                    serialised[position] = _json(serialised[position])
+                values[number] = tuple(serialised)
         conn.exec_driver_sql(self._sql(conn), values)
 
 

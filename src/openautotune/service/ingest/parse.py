@@ -28,6 +28,8 @@ MAX_CONFIG = 200
 MAX_RULE_ID = 128
 MAX_VERSION = 2**31 - 1
 DROPPED_USER_FIELDS = ("privateAttributes",)
+_NUMBER = (int, float)  # tuples, not `int | float`: isinstance is measurably faster with them
+_SCALAR = (str, int, float)
 
 
 class Invalid(Exception):
@@ -94,9 +96,12 @@ def _id(value: Any, what: str) -> str | None:
     """An id as the SDKs stringify it; None or "" means absent."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool) or not isinstance(value, _NUMBER):
         raise Invalid(f"{what} must be a string or a number")
-    text = value if isinstance(value, str) else str(value)
+    else:
+        text = str(value)
     return clean_text(text, what, MAX_UNIT_ID) or None
 
 
@@ -214,7 +219,7 @@ def _exposure(event: Mapping[str, Any], now_ms: int) -> CheckedExposure:
 def _value(raw: Any) -> str | None:
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+    if isinstance(raw, bool) or not isinstance(raw, _SCALAR):
         raise Invalid("value must be a string or a number")
     if isinstance(raw, str):
         return clean_text(raw, "value")
