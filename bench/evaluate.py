@@ -101,7 +101,7 @@ def evaluation_rates(server: LiveServer, config: str, users: list[dict[str, Any]
 
 
 def http_rates(server: LiveServer, config: str, users: list[dict[str, Any]], requests: int) -> dict[str, float]:
-    threads = 4
+    threads = 8
     headers = {"statsig-api-key": server.server_key, "STATSIG-API-KEY": server.server_key}
 
     def hammer(path: str, bodies: Callable[[int], dict[str, Any]]) -> Callable[[], int]:

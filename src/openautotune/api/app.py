@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from openautotune import __version__
 from openautotune.api import console, docs_page, errors, results, sdk_events, sdk_specs
+from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.limits import BodySizeLimit
 from openautotune.api.spec_cache import SpecCache
 from openautotune.clock import Clock, SystemClock
@@ -40,6 +41,7 @@ def create_app(
     app.state.keys = KeyAuthenticator(db, ttl_seconds=settings.key_cache_seconds)
     app.state.ingest = Ingestor(db, app.state.clock)
     app.state.specs = SpecCache(db, settings.specs_refresh_seconds)
+    app.state.exposure_batcher = ExposureBatcher(app.state.ingest)
     errors.install(app)
     docs_page.install(app)
     app.include_router(console.router)

@@ -15,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from openautotune.api.errors import ApiError
+from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.spec_cache import Encoded, Published, SpecCache, SpecsUnavailable
 from openautotune.clock import Clock
-from openautotune.service.ingest import ExposureInput, Ingestor
+from openautotune.service.ingest import ExposureInput
 from openautotune.service.keys import KeyAuthenticator
 from openautotune.serving.evaluate import Evaluation
 
@@ -160,7 +161,7 @@ async def download_config_specs_v2_double_slash(
 
 async def _record_exposure(request: Request, user: dict[str, Any], evaluation: Evaluation) -> None:
     """Stored like an SDK's exposure before answering (a 2xx answer means it is durable)."""
-    ingestor: Ingestor = request.app.state.ingest
+    batcher: ExposureBatcher = request.app.state.exposure_batcher
     clock: Clock = request.app.state.clock
     exposure = ExposureInput(
         autotune_id=evaluation.config_name,
@@ -169,9 +170,9 @@ async def _record_exposure(request: Request, user: dict[str, Any], evaluation: E
         time_ms=clock.now_ms(),
         config_version=evaluation.version,
     )
-    result = await run_in_threadpool(ingestor.record_exposures, [exposure])
-    if result.rejected:
-        raise ApiError(400, f"The exposure could not be recorded: {result.rejected[0].reason}")
+    refused = await batcher.record(exposure)
+    if refused is not None:
+        raise ApiError(400, f"The exposure could not be recorded: {refused}")
 
 
 class GetConfigIn(BaseModel):
