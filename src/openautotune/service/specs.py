@@ -1,7 +1,8 @@
 """What SDK config specs are rendered from: every autotune with its latest allocation, as of one change.
 
-Reading the change time and the autotunes in one transaction makes the pair consistent: the
-specs published with `time = changed_ms` contain exactly the state of that change (or newer).
+Every change to what SDKs see bumps the change marker in its own transaction, so reading the
+marker before and after the state and finding it unmoved proves the state is that of one change,
+also under PostgreSQL's READ COMMITTED (where each statement may see a newer snapshot).
 """
 
 from __future__ import annotations
@@ -26,9 +27,16 @@ def last_change(db: Database) -> int:
         return spec_changes.last_change(conn)
 
 
+ATTEMPTS = 5
+
+
 def load(db: Database) -> SpecState:
-    with db.read() as conn:
-        changed_ms = spec_changes.last_change(conn)
-        autotunes = autotune_store.all_autotunes(conn)
-        allocations = autotune_store.latest_allocations(conn)
+    for _attempt in range(ATTEMPTS):
+        with db.read() as conn:
+            changed_ms = spec_changes.last_change(conn)
+            autotunes = autotune_store.all_autotunes(conn)
+            allocations = autotune_store.latest_allocations(conn)
+            if spec_changes.last_change(conn) == changed_ms:
+                break
+    # After ATTEMPTS busy rounds the last state is served; its marker moved, so the next check renders again.
     return SpecState(changed_ms, tuple((a, allocations.get(a.id)) for a in autotunes))
