@@ -49,8 +49,18 @@ MIN_COVERAGE: Final = 0.01
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
+_MISSING: Final = object()
+
+
 def _present(value: object) -> bool:
-    return value is not None and value != "" and not isinstance(value, (list, tuple, dict))
+    kind = type(value)
+    if kind is str:
+        return value != ""
+    if kind is float or kind is int or kind is bool:
+        return True
+    if value is None or isinstance(value, (list, tuple, dict)):
+        return False
+    return value != ""
 
 
 def _custom_of(user: User) -> Mapping[str, object]:
@@ -62,36 +72,62 @@ def _top_level_value(user: User, canonical: str) -> object:
     if canonical in user:
         return user[canonical]
     lower = canonical.lower()
-    for key, value in user.items():
-        if key.lower() == lower:
-            return value
-    return None
+    return next((value for key, value in user.items() if key.lower() == lower), None)
+
+
+def _fold(custom: Mapping[str, object]) -> dict[str, object]:
+    folded: dict[str, object] = {}
+    for key, value in custom.items():
+        folded.setdefault(key.lower(), value)
+    return folded
+
+
+def _values(user: User, names: Sequence[str], tops: Sequence[str | None]) -> list[object | None]:
+    """The values of ``names`` for one user (``tops``: each name's canonical top-level field or None)."""
+    custom = _custom_of(user)
+    folded: dict[str, object] | None = None
+    out: list[object | None] = []
+    for name, top in zip(names, tops, strict=True):
+        if top is not None:
+            value = _top_level_value(user, top)
+            if _present(value):
+                out.append(value)
+                continue
+        value = custom.get(name, _MISSING)
+        if value is _MISSING:
+            if folded is None:
+                folded = _fold(custom)
+            value = folded.get(name.lower())
+        out.append(value if _present(value) else None)
+    return out
+
+
+def feature_columns(users: Sequence[User], names: Sequence[str]) -> list[list[object | None]]:
+    """The value of each feature (one list per name) for every user, ``None`` when missing."""
+    tops = [_TOP_BY_LOWER.get(name.lower()) for name in names]
+    rows = [_values(user, names, tops) for user in users]
+    return [[row[i] for row in rows] for i in range(len(names))]
 
 
 def user_value(user: User, name: str) -> object | None:
     """The value of feature ``name`` for ``user`` as the SDK resolves it; ``None`` when missing."""
-    canonical = _TOP_BY_LOWER.get(name.lower())
-    if canonical is not None:
-        value = _top_level_value(user, canonical)
-        if _present(value):
-            return value
-    custom = _custom_of(user)
-    if name in custom:
-        value = custom[name]
-    else:
-        lower = name.lower()
-        value = next((v for k, v in custom.items() if k.lower() == lower), None)
-    return value if _present(value) else None
+    return _values(user, [name], [_TOP_BY_LOWER.get(name.lower())])[0]
 
 
 def as_number(value: object) -> float | None:
     """A finite float when ``value`` is a number or a numeric string, else ``None`` (booleans: None)."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None  # type: ignore[arg-type,return-value]
     if isinstance(value, bool) or value is None:
         return None
     numeric_string = isinstance(value, str) and _NUMBER.fullmatch(value) is not None
     if not (isinstance(value, (int, float)) or numeric_string):
         return None
-    number = float(value)  # type: ignore[arg-type]
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return None
     return number if math.isfinite(number) else None
 
 
@@ -158,26 +194,28 @@ class Encoding:
 
     def transform(self, users: Sequence[User]) -> FloatArray:
         """The design matrix of ``users`` (n x n_columns)."""
-        out = np.zeros((len(users), self.n_columns))
+        names = [feature.name for feature in self.features]
+        return self.transform_columns(feature_columns(users, names), len(users))
+
+    def transform_columns(self, columns: Sequence[Sequence[object | None]], n: int) -> FloatArray:
+        """The design matrix from ``feature_columns`` of this encoding's features (n units)."""
+        out = np.zeros((n, self.n_columns))
         out[:, 0] = 1.0
-        column = 1
-        for feature in self.features:
-            raw = [user_value(user, feature.name) for user in users]
+        position = 1
+        for feature, raw in zip(self.features, columns, strict=True):
             if isinstance(feature, NumericFeature):
-                numbers = np.array([_number_or_zero(v) for v in raw], dtype=np.float64)
-                out[:, column] = (numbers - feature.centre) / feature.scale
-                column += 1
-            else:
-                index = {value: i for i, value in enumerate(feature.values)}
-                width = len(feature.values)
-                block = np.zeros((len(users), width))
-                for row, value in enumerate(raw):
-                    category = as_category(value)
-                    position = -1 if category is None else index.get(category, -1)
-                    if position >= 0:
-                        block[row, position] = 1.0
-                out[:, column : column + width] = block - np.asarray(feature.centres)
-                column += width
+                numbers = np.fromiter((_number_or_zero(v) for v in raw), dtype=np.float64, count=n)
+                out[:, position] = (numbers - feature.centre) / feature.scale
+                position += 1
+                continue
+            index = {value: i for i, value in enumerate(feature.values)}
+            width = len(feature.values)
+            slots = np.fromiter((index.get(as_category(v), -1) for v in raw), dtype=np.int64, count=n)  # type: ignore[arg-type]
+            block = np.zeros((n, width))
+            hit = slots >= 0
+            block[np.flatnonzero(hit), slots[hit]] = 1.0
+            out[:, position : position + width] = block - np.asarray(feature.centres)
+            position += width
         return out
 
 
@@ -209,12 +247,15 @@ def candidate_features(users: Iterable[User], feature_list: Sequence[str] | None
                 seen.add(name.lower())
                 names.append(name)
         return tuple(names)
-    spellings: dict[str, Counter[str]] = {}
+    counts: dict[str, int] = {}
     for user in users:
         for key, value in _custom_of(user).items():
             if _present(value):
-                spellings.setdefault(key.lower(), Counter())[key] += 1
-    chosen = [min(counter.items(), key=lambda item: (-item[1], item[0]))[0] for counter in spellings.values()]
+                counts[key] = counts.get(key, 0) + 1
+    spellings: dict[str, list[tuple[int, str]]] = {}
+    for key, count in counts.items():
+        spellings.setdefault(key.lower(), []).append((-count, key))
+    chosen = [min(options)[1] for options in spellings.values()]
     return tuple(sorted(chosen))
 
 
@@ -226,22 +267,38 @@ def fit_encoding(
     min_coverage: float = MIN_COVERAGE,
 ) -> Encoding:
     """Decide every feature's type, categories, centre and scale from ``users`` (the training units)."""
+    return encode_training(users, feature_list, max_categories=max_categories, min_coverage=min_coverage)[0]
+
+
+def encode_training(
+    users: Sequence[User],
+    feature_list: Sequence[str] | None = None,
+    *,
+    max_categories: int = MAX_CATEGORIES,
+    min_coverage: float = MIN_COVERAGE,
+) -> tuple[Encoding, FloatArray]:
+    """``fit_encoding`` and the training design matrix, reading every user once."""
     n = len(users)
+    names = candidate_features(users, feature_list)
+    columns = feature_columns(users, names)
     features: list[Feature] = []
-    for name in candidate_features(users, feature_list):
-        raw = [user_value(user, name) for user in users]
+    kept_columns: list[list[object | None]] = []
+    for name, raw in zip(names, columns, strict=True):
         observed = [v for v in raw if v is not None]
         if not observed:
             continue
         numbers = [as_number(v) for v in observed]
-        if all(number is not None for number in numbers):
-            column = np.array([_number_or_zero(v) for v in raw], dtype=np.float64)
-            centre = float(column.mean())
-            features.append(NumericFeature(name, centre, _power_of_two_scale(float(column.std()))))
+        if None not in numbers:
+            column = np.zeros(n)
+            column[[i for i, v in enumerate(raw) if v is not None]] = numbers
+            features.append(NumericFeature(name, float(column.mean()), _power_of_two_scale(float(column.std()))))
+            kept_columns.append(raw)
             continue
         counts = Counter(c for c in (as_category(v) for v in observed) if c is not None)
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = [(value, count) for value, count in ranked if count / n > min_coverage][:max_categories]
         if kept:
             features.append(CategoricalFeature(name, tuple(v for v, _ in kept), tuple(count / n for _, count in kept)))
-    return Encoding(tuple(features))
+            kept_columns.append(raw)
+    encoding = Encoding(tuple(features))
+    return encoding, encoding.transform_columns(kept_columns, n)
