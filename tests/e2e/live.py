@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -172,10 +172,17 @@ class LiveServer:
             time.sleep(0.05)
 
 
+class Served(Protocol):
+    """What an SDK needs of a server: a `LiveServer`, or any stand-in serving fixed specs."""
+
+    url: str
+    server_key: str
+
+
 class SdkProcess:
     """One SDK in a subprocess, spoken to in JSON lines (see `sdk_runner.py`)."""
 
-    def __init__(self, kind: str, server: LiveServer, *, key: str | None = None, tier: str | None = None) -> None:
+    def __init__(self, kind: str, server: Served, *, key: str | None = None, tier: str | None = None) -> None:
         """`tier` sets the SDK's environment tier (legacy `tier=`, core `environment=`)."""
         self.kind = kind
         arguments = [kind, server.url, key or server.server_key, *([tier] if tier else [])]

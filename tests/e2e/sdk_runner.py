@@ -40,6 +40,7 @@ def _legacy(url: str, key: str, tier: str | None) -> Sdk:
             custom_ids=user.get("customIDs"),
             custom=user.get("custom"),
             email=user.get("email"),
+            country=user.get("country"),
         )
         get = statsig.get_experiment if log else statsig.get_experiment_with_exposure_logging_disabled
         result = get(sdk_user, config)
@@ -68,6 +69,7 @@ def _core(url: str, key: str, tier: str | None) -> Sdk:
             custom_ids=user.get("customIDs"),
             custom=user.get("custom"),
             email=user.get("email"),
+            country=user.get("country"),
         )
         result = sdk.get_experiment(sdk_user, config, None if log else quiet)
         return [result.rule_id, result.group_name, result.value]

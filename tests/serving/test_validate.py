@@ -62,3 +62,53 @@ def test_v1_breaks_are_caught(change: Callable[[dict[str, Any]], None]) -> None:
 def test_v2_breaks_are_caught(change: Callable[[dict[str, Any]], None]) -> None:
     with pytest.raises(InvalidSpecs):
         validate_v2(broken(V2, change))
+
+
+def cmab_document() -> dict[str, Any]:
+    group_weights = {
+        "alpha": 0.1,
+        "intercept": 0.0,
+        "records": 3,
+        "weightsNumerical": {"age": 0.5},
+        "weightsCategorical": {"country": {"DE": 1.0}},
+    }
+    entry = {
+        "salt": "s",
+        "defaultValue": {},
+        "idType": "userID",
+        "enabled": True,
+        "version": 2,
+        "sampleRate": 0.5,
+        "higherIsBetter": True,
+        "groups": [{"name": "A", "id": "a", "parameterValues": {}}],
+        "config": {"a": group_weights},
+    }
+    return specs_v2.render(golden_pairs(), T0, cmab_configs={"ctx": entry})
+
+
+CMAB_BREAKS: list[Callable[[dict[str, Any]], None]] = [
+    lambda d: d["cmab_configs"]["ctx"].pop("higherIsBetter"),
+    lambda d: d["cmab_configs"]["ctx"].update(version=2**32),
+    lambda d: d["cmab_configs"]["ctx"].update(sampleRate=1.5),
+    lambda d: d["cmab_configs"]["ctx"].update(sampleRate=True),
+    lambda d: d["cmab_configs"]["ctx"]["groups"][0].pop("parameterValues"),
+    lambda d: d["cmab_configs"]["ctx"]["config"]["a"].update(weightsNumerical={}, weightsCategorical={}),
+    lambda d: d["cmab_configs"]["ctx"]["config"]["a"].update(alpha=float("nan")),
+    lambda d: d["cmab_configs"]["ctx"]["config"]["a"].pop("records"),
+    lambda d: d["cmab_configs"]["ctx"]["config"].update(b=d["cmab_configs"]["ctx"]["config"]["a"]),
+    lambda d: d["cmab_configs"]["ctx"]["config"]["a"]["weightsCategorical"].update(country={"DE": "1"}),
+    lambda d: d.update(cmab_configs=[]),
+]
+
+
+def test_cmab_configs_pass_when_complete() -> None:
+    document = cmab_document()
+    validate_v2(document)
+    del document["cmab_configs"]["ctx"]["config"]  # untrained: no config at all is fine
+    validate_v2(document)
+
+
+@pytest.mark.parametrize("change", CMAB_BREAKS)
+def test_cmab_breaks_are_caught(change: Callable[[dict[str, Any]], None]) -> None:
+    with pytest.raises(InvalidSpecs):
+        validate_v2(broken(cmab_document(), change))

@@ -9,7 +9,7 @@ which matters here: the core SDK does not stop at `enabled: false`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -65,8 +65,12 @@ def checksum(document: Json) -> str:
     return digest[:CHECKSUM_LENGTH]
 
 
-def render(pairs: Sequence[Pair], time_ms: int) -> Json:
-    """The whole v2 document for `pairs` of (autotune, its latest allocation or None)."""
+def render(pairs: Sequence[Pair], time_ms: int, cmab_configs: Mapping[str, Json] | None = None) -> Json:
+    """The whole v2 document for `pairs` of (autotune, its latest allocation or None).
+
+    `cmab_configs`, when given, is published as is (contextual autotunes, keyed by autotune id);
+    `validate.validate_v2` checks it strictly, since one bad entry makes the SDK reject everything.
+    """
     conditions = _ConditionMap()
     configs: dict[str, Any] = {}
     for autotune, allocation in pairs:
@@ -82,5 +86,7 @@ def render(pairs: Sequence[Pair], time_ms: int) -> Json:
         "experiment_to_layer": {},
         "diagnostics": dict(DIAGNOSTICS),
     }
+    if cmab_configs:
+        document["cmab_configs"] = dict(cmab_configs)
     document["checksum"] = checksum(document)
     return document

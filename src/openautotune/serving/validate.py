@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from openautotune.serving.entries import Json
+from openautotune.serving.validate_cmab import cmab_problems
 
 U32_MAX = 2**32 - 1
 CONDITION_TYPES = frozenset({"public", "user_bucket", "unit_id", "environment_field"})
@@ -164,4 +165,6 @@ def validate_v2(document: Json) -> None:
         if isinstance(spec, dict) and "name" in spec:
             problems.append(f"dynamic_configs[{name!r}]: v2 specs carry no name field")
         _spec(f"dynamic_configs[{name!r}]", spec, conditions, problems)
+    if "cmab_configs" in document:
+        problems.extend(cmab_problems(document["cmab_configs"]))
     _finish(problems)
