@@ -161,9 +161,11 @@ class _Rows:
             }
 
     def write(self, conn: Connection) -> None:
-        store.insert_exposures(conn, list(self.exposures.values()))
-        store.upsert_units(conn, list(self.units.values()))
-        store.insert_events(conn, list(self.events.values()))
+        """Rows go in key order, tables in a fixed order: two batches touching the same units or
+        dedup keys at once then wait for each other instead of deadlocking (PostgreSQL)."""
+        store.insert_exposures(conn, [self.exposures[key] for key in sorted(self.exposures)])
+        store.upsert_units(conn, [self.units[key] for key in sorted(self.units)])
+        store.insert_events(conn, [self.events[key] for key in sorted(self.events)])
 
 
 def _wanted(exposures: Iterable[parse.CheckedExposure]) -> dict[str, set[int]]:
