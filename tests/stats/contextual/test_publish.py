@@ -78,9 +78,11 @@ def test_sdk_score_equals_the_server_score_for_any_user(
     group = group_config(encoding, fit, alpha)
     assert group["weightsNumerical"] or group["weightsCategorical"]
     everyone = population + others
-    server = encoding.transform(everyone) @ weights + alpha
-    for user, expected in zip(everyone, server, strict=True):
+    design = encoding.transform(everyone)
+    server = design @ weights + alpha
+    for user, row, expected in zip(everyone, design, server, strict=True):
         assert abs(sdk_score(group, user) - expected) <= _tolerance(group, user)
+        np.testing.assert_array_equal(encoding.transform_one(user), row)
 
 
 def _tolerance(group: dict[str, Any], user: dict[str, Any]) -> float:

@@ -34,6 +34,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 import numpy as np
@@ -161,6 +162,11 @@ class CategoricalFeature:
     values: tuple[str, ...]
     centres: tuple[float, ...]
 
+    @cached_property
+    def slots(self) -> dict[str, int]:
+        """Each kept value's position among the feature's columns."""
+        return {value: i for i, value in enumerate(self.values)}
+
 
 Feature = NumericFeature | CategoricalFeature
 
@@ -197,6 +203,26 @@ class Encoding:
         names = [feature.name for feature in self.features]
         return self.transform_columns(feature_columns(users, names), len(users))
 
+    def transform_one(self, user: User) -> FloatArray:
+        """The design row of one user (the server-side evaluation path; same values as ``transform``)."""
+        names, tops = self._lookup
+        row = [1.0]
+        for feature, value in zip(self.features, _values(user, names, tops), strict=True):
+            if isinstance(feature, NumericFeature):
+                row.append((_number_or_zero(value) - feature.centre) / feature.scale)
+                continue
+            block = [-centre for centre in feature.centres]
+            slot = feature.slots.get(as_category(value) or "", -1) if value is not None else -1
+            if slot >= 0:
+                block[slot] = 1.0 - feature.centres[slot]
+            row.extend(block)
+        return np.array(row, dtype=np.float64)
+
+    @cached_property
+    def _lookup(self) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+        names = tuple(feature.name for feature in self.features)
+        return names, tuple(_TOP_BY_LOWER.get(name.lower()) for name in names)
+
     def transform_columns(self, columns: Sequence[Sequence[object | None]], n: int) -> FloatArray:
         """The design matrix from ``feature_columns`` of this encoding's features (n units)."""
         out = np.zeros((n, self.n_columns))
@@ -208,7 +234,7 @@ class Encoding:
                 out[:, position] = (numbers - feature.centre) / feature.scale
                 position += 1
                 continue
-            index = {value: i for i, value in enumerate(feature.values)}
+            index = feature.slots
             width = len(feature.values)
             slots = np.fromiter((index.get(as_category(v), -1) for v in raw), dtype=np.int64, count=n)  # type: ignore[arg-type]
             block = np.zeros((n, width))

@@ -164,7 +164,7 @@ def fit_occurrence(X: FloatArray, y: FloatArray, prior: GaussianPrior) -> ModelF
     for iterations in range(1, NEWTON_MAX_ITERATIONS + 1):  # noqa: B007
         p = expit(X @ w)
         gradient = X.T @ (y - p) - precision * (w - prior.mean)
-        hessian = (X.T * (p * (1.0 - p))) @ X + np.diag(precision)
+        hessian = (X * (p * (1.0 - p))[:, None]).T @ X + np.diag(precision)
         step = linalg.cho_solve(linalg.cho_factor(hessian, lower=True), gradient)
         size = 1.0
         while True:
@@ -177,7 +177,7 @@ def fit_occurrence(X: FloatArray, y: FloatArray, prior: GaussianPrior) -> ModelF
         if float(np.max(np.abs(size * step))) < NEWTON_TOLERANCE:
             break
     p = expit(X @ w)
-    hessian = (X.T * (p * (1.0 - p))) @ X + np.diag(precision)
+    hessian = (X * (p * (1.0 - p))[:, None]).T @ X + np.diag(precision)
     cov = linalg.cho_solve(linalg.cho_factor(hessian, lower=True), np.eye(w.size))
     cov = (cov + cov.T) / 2.0
     message = f"fitted on {units} units with {successes} successes in {iterations} Newton steps"

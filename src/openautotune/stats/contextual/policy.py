@@ -158,7 +158,10 @@ class ThompsonBank:
 
     def winners(self, x: FloatArray) -> IntArray:
         """For each draw, the index of the variant that scores best at context ``x``."""
-        scores = self.draws @ np.asarray(x, dtype=np.float64)
+        draws, variants, columns = self.draws.shape
+        scores = (self.draws.reshape(draws * variants, columns) @ np.asarray(x, dtype=np.float64)).reshape(
+            draws, variants
+        )
         return best_index(scores, self.higher_is_better)
 
     def probabilities(self, x: FloatArray) -> FloatArray:
