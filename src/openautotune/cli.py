@@ -482,5 +482,91 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
     typer.echo("Database is up to date.")
 
 
+@app.command()
+def demo(
+    database_url: DatabaseUrl = None,
+    users_per_hour: Annotated[
+        int, typer.Option("--users-per-hour", help="Simulated users per hour per autotune (default 150)")
+    ] = 150,
+) -> None:
+    """Seed the database with demo autotunes at every stage and days of simulated traffic (then `serve`)."""
+    from dataclasses import replace as replace_spec
+
+    from openautotune.web import demo as demo_seed
+
+    db = _database(_settings(database_url))
+    specs = tuple(replace_spec(spec, users_per_hour=users_per_hour) for spec in demo_seed.DEMO_AUTOTUNES)
+    out = Console()
+
+    def report(outcome: demo_seed.DemoOutcome) -> None:
+        if outcome.skipped:
+            out.print(f"[yellow]skipped[/yellow] {outcome.name}: an autotune of that name exists")
+            return
+        users = f", {outcome.result.users:,} simulated users" if outcome.result is not None else ""
+        out.print(f"[green]created[/green] {outcome.name} ({outcome.autotune_id}): {outcome.status}{users}")
+
+    with out.status("Simulating traffic and hourly engine updates…"):
+        demo_seed.seed(db, SystemClock(), lambda clock: SdkTraffic(db, clock), specs=specs, on_done=report)
+    if not key_service.has_any_key(db):
+        out.print("Start the server with `openautotune serve`: on first start it prints a console key to sign in.")
+    else:
+        out.print("Start the server with `openautotune serve` and sign in with a console key.")
+
+
+@app.command()
+def results(
+    autotune_id: Annotated[str, typer.Argument(help="The autotune's id")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON of GET /console/v1/autotunes/{id}/results")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print an autotune's status sentence and results table (or the results API JSON with --json)."""
+    import orjson
+
+    from openautotune.api.results import MESSAGE as RESULTS_MESSAGE
+    from openautotune.api.results import results_json
+    from openautotune.domain.errors import NotFound
+    from openautotune.engine.results import read_results
+    from openautotune.service import autotunes as autotune_service
+    from openautotune.web import views
+
+    db = _database(_settings(database_url))
+    try:
+        autotune = autotune_service.get(db, autotune_id)
+    except NotFound as missing:
+        err.print(missing.message)
+        raise typer.Exit(1) from None
+    if as_json:
+        body = {"message": RESULTS_MESSAGE, "data": results_json(read_results(db, autotune))}
+        typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+        return
+    series = views.load_series(db, autotune)
+    occurrence = series.metric == "occurrence"
+    table = Table(
+        "variant",
+        "units",
+        "successes" if occurrence else "value sum",
+        "rate" if occurrence else "mean",
+        "95% CI",
+        "P(best)",
+        "weight",
+        title=f"{autotune.definition.name} ({autotune.id}), run {autotune.run}",
+    )
+    for row in views.summary_rows(series):
+        table.add_row(
+            row.name + (" (winner)" if row.is_winner else ""),
+            f"{row.units:,}" if row.units is not None else "—",
+            row.successes_text,
+            row.mean_text,
+            row.ci_text,
+            views.format_percent(row.pob),
+            views.format_percent(row.weight),
+        )
+    out = Console()
+    out.print(f"[bold]{series.status_sentence}[/bold]")
+    out.print(table)
+
+
 def main() -> None:
     app()

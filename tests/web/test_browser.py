@@ -176,7 +176,7 @@ def test_start_a_draft_then_decide_then_sign_out(page: Page, web_server: LiveSer
     page.click("#action-decide")
     page.click("#confirm-decide")
     expect(page.locator(".notice")).to_contain_text("Decision made")
-    expect(page.locator("#status-sentence")).to_contain_text("blue won on")
+    expect(page.locator("#status-sentence")).to_contain_text("blue was chosen by decision on")
     expect(page.locator("#audit tbody tr").first).to_contain_text("DASHBOARD")
     after = autotune_service.get(web_server.db, draft.id)
     assert after.winner is not None and after.winner.name == "blue"

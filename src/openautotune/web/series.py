@@ -111,15 +111,7 @@ def status_sentence(autotune: Autotune, latest: UpdatePoint | None, finished_ms:
     if autotune.status is Status.DRAFT:
         return f"Draft: not started; everyone gets {definition.variants[0].name}."
     if autotune.status is Status.FINISHED:
-        winner = autotune.winner
-        name = winner.name if winner is not None else "The chosen variant"
-        on = f" on {when(finished_ms)}" if finished_ms is not None else ""
-        pob = None
-        if latest is not None and winner is not None:
-            for variant, state in zip(definition.variants, latest.variants, strict=False):
-                if variant.id == winner.id:
-                    pob = state.probability_of_best
-        return f"{name} won{on}" + (f" with {percent(pob)} probability of being best." if pob is not None else ".")
+        return _finished_sentence(autotune, latest, finished_ms)
     started = autotune.started_at_ms or 0
     explore_until = started + definition.exploration_ms
     if latest is None or latest.stage is Stage.EXPLORING:
@@ -129,6 +121,23 @@ def status_sentence(autotune: Autotune, latest: UpdatePoint | None, finished_ms:
         return "Running: waiting for the first results."
     needs = percent(definition.threshold)
     return f"{best[0].name} leads with {percent(best[1])} probability of being best; needs {needs}."
+
+
+def _finished_sentence(autotune: Autotune, latest: UpdatePoint | None, finished_ms: int | None) -> str:
+    """The engine's verdict ("won ... with 99.2%"), or a decision made by hand (the run's last update
+    is then not a `finished` one)."""
+    winner = autotune.winner
+    name = winner.name if winner is not None else "The chosen variant"
+    on = f" on {when(finished_ms)}" if finished_ms is not None else ""
+    pob = None
+    if latest is not None and winner is not None:
+        for variant, state in zip(autotune.definition.variants, latest.variants, strict=False):
+            if variant.id == winner.id:
+                pob = state.probability_of_best
+    if latest is not None and latest.stage is Stage.FINISHED:
+        return f"{name} won{on}" + (f" with {percent(pob)} probability of being best." if pob is not None else ".")
+    then = f" (probability of being best at the last update: {percent(pob)})" if pob is not None else ""
+    return f"{name} was chosen by decision{on}{then}."
 
 
 def daily_from_updates(updates: Sequence[UpdatePoint], variant_count: int) -> tuple[Day, ...]:

@@ -9,6 +9,8 @@ from openautotune.store.database import Database
 from openautotune.web import figures, results, series
 from openautotune.web.templating import format_number, format_percent
 
+__all__ = ["AutotunePage", "ListRow", "SummaryRow", "format_percent", "list_rows", "load_series", "summary_rows"]
+
 
 @dataclass(frozen=True)
 class ListRow:
@@ -81,7 +83,15 @@ def load_series(db: Database, autotune: Autotune) -> series.Series:
     return series.build(autotune, points, counts, results.finished_at(db, autotune, points))
 
 
-def _summary(page_series: series.Series) -> tuple[SummaryRow, ...]:
+def _current_weight(page_series: series.Series, index: int, recorded: float) -> float:
+    """The share of traffic served now: all of it to the winner once finished, else the latest update's."""
+    autotune = page_series.autotune
+    if autotune.status is Status.FINISHED and autotune.winner_variant_id is not None:
+        return 1.0 if page_series.variants[index].id == autotune.winner_variant_id else 0.0
+    return recorded
+
+
+def summary_rows(page_series: series.Series) -> tuple[SummaryRow, ...]:
     latest = page_series.latest
     winner = page_series.autotune.winner_variant_id
     occurrence = page_series.metric == "occurrence"
@@ -106,7 +116,7 @@ def _summary(page_series: series.Series) -> tuple[SummaryRow, ...]:
                 mean_text=value(state.mean),
                 ci_text=ci,
                 pob=state.probability_of_best,
-                weight=state.weight,
+                weight=_current_weight(page_series, index, state.weight),
             )
         )
     return tuple(rows)
@@ -142,7 +152,7 @@ def autotune_page(db: Database, autotune: Autotune, now_ms: int) -> AutotunePage
         series=page_series,
         stage=stage_of(autotune, latest),
         last_update_ms=latest.as_of_ms if latest is not None else None,
-        summary=_summary(page_series),
+        summary=summary_rows(page_series),
         figures=figures.all_figures(page_series),
         config=_config(autotune),
         variant_names={variant.id: variant.name for variant in autotune.definition.variants},
