@@ -1,0 +1,61 @@
+"""Numbers only: posteriors, intervals, exact probability of best, traffic weights, the winner.
+
+Pure functions and frozen dataclasses over plain values and numpy arrays (numpy and scipy only):
+no I/O, no clock, no global state, no randomness except a generator passed in by the caller.
+"""
+
+from openautotune.stats.allocation import (
+    BUCKETS,
+    equal_split,
+    leader,
+    size_split,
+    thresholds,
+    weights,
+    winner,
+)
+from openautotune.stats.pob import SUM_TOLERANCE, QuadratureError, monte_carlo_pob, probability_of_best
+from openautotune.stats.posteriors import (
+    DEFAULT_WEAK_PRIOR,
+    NORMAL_MIN_UNITS,
+    SCALE_FLOOR_REL,
+    BetaPosterior,
+    NormalPosterior,
+    Posterior,
+    StudentTPosterior,
+    WeakPrior,
+    beta_posterior,
+    normal_posterior,
+    posterior_from_params,
+)
+from openautotune.stats.summary import METRIC_KINDS, MetricKind, Summary, VariantAggregate, VariantSummary, summarize
+
+__all__ = [
+    "BUCKETS",
+    "DEFAULT_WEAK_PRIOR",
+    "METRIC_KINDS",
+    "NORMAL_MIN_UNITS",
+    "SCALE_FLOOR_REL",
+    "SUM_TOLERANCE",
+    "BetaPosterior",
+    "MetricKind",
+    "NormalPosterior",
+    "Posterior",
+    "QuadratureError",
+    "StudentTPosterior",
+    "Summary",
+    "VariantAggregate",
+    "VariantSummary",
+    "WeakPrior",
+    "beta_posterior",
+    "equal_split",
+    "leader",
+    "monte_carlo_pob",
+    "normal_posterior",
+    "posterior_from_params",
+    "probability_of_best",
+    "size_split",
+    "summarize",
+    "thresholds",
+    "weights",
+    "winner",
+]
