@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openautotune.stats.contextual.features import Encoding, fit_encoding
+from openautotune.stats.contextual.features import Encoding, encode_training, fit_encoding
 from openautotune.stats.contextual.models import GaussianPrior, ModelFit, fit_occurrence
 from openautotune.stats.contextual.publish import (
     cmab_config,
@@ -69,7 +69,9 @@ def _fit_with_weights(encoding: Encoding, weights: np.ndarray, covariance: np.nd
 def test_sdk_score_equals_the_server_score_for_any_user(
     population: list[dict[str, Any]], feature_list: list[str] | None, others: list[dict[str, Any]], seed: int
 ) -> None:
-    encoding = fit_encoding(population, feature_list)
+    encoding, training = encode_training(population, feature_list)
+    assert encoding == fit_encoding(population, feature_list)
+    np.testing.assert_array_equal(training, encoding.transform(population))
     rng = np.random.default_rng(seed)
     weights = rng.normal(0, 3, encoding.n_columns)
     root = rng.normal(0, 0.3, (encoding.n_columns, encoding.n_columns))

@@ -225,18 +225,26 @@ class Encoding:
 
     def transform_columns(self, columns: Sequence[Sequence[object | None]], n: int) -> FloatArray:
         """The design matrix from ``feature_columns`` of this encoding's features (n units)."""
+        parsed: list[FloatArray | list[str | None]] = []
+        for feature, raw in zip(self.features, columns, strict=True):
+            if isinstance(feature, NumericFeature):
+                parsed.append(np.fromiter((_number_or_zero(v) for v in raw), dtype=np.float64, count=n))
+            else:
+                parsed.append([as_category(v) for v in raw])
+        return self._design(parsed, n)
+
+    def _design(self, parsed: Sequence[FloatArray | list[str | None]], n: int) -> FloatArray:
         out = np.zeros((n, self.n_columns))
         out[:, 0] = 1.0
         position = 1
-        for feature, raw in zip(self.features, columns, strict=True):
+        for feature, values in zip(self.features, parsed, strict=True):
             if isinstance(feature, NumericFeature):
-                numbers = np.fromiter((_number_or_zero(v) for v in raw), dtype=np.float64, count=n)
-                out[:, position] = (numbers - feature.centre) / feature.scale
+                out[:, position] = (np.asarray(values, dtype=np.float64) - feature.centre) / feature.scale
                 position += 1
                 continue
             index = feature.slots
             width = len(feature.values)
-            slots = np.fromiter((index.get(as_category(v), -1) for v in raw), dtype=np.int64, count=n)  # type: ignore[arg-type]
+            slots = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=n)  # type: ignore[arg-type]
             block = np.zeros((n, width))
             hit = slots >= 0
             block[np.flatnonzero(hit), slots[hit]] = 1.0
@@ -308,23 +316,35 @@ def encode_training(
     names = candidate_features(users, feature_list)
     columns = feature_columns(users, names)
     features: list[Feature] = []
-    kept_columns: list[list[object | None]] = []
+    parsed: list[FloatArray | list[str | None]] = []
     for name, raw in zip(names, columns, strict=True):
-        observed = [v for v in raw if v is not None]
-        if not observed:
+        present = [i for i, v in enumerate(raw) if v is not None]
+        if not present:
             continue
-        numbers = [as_number(v) for v in observed]
-        if None not in numbers:
+        numbers = _all_numbers([raw[i] for i in present])
+        if numbers is not None:
             column = np.zeros(n)
-            column[[i for i, v in enumerate(raw) if v is not None]] = numbers
+            column[present] = numbers
             features.append(NumericFeature(name, float(column.mean()), _power_of_two_scale(float(column.std()))))
-            kept_columns.append(raw)
+            parsed.append(column)
             continue
-        counts = Counter(c for c in (as_category(v) for v in observed) if c is not None)
+        categories = [as_category(v) for v in raw]
+        counts = Counter(c for c in categories if c is not None)
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = [(value, count) for value, count in ranked if count / n > min_coverage][:max_categories]
         if kept:
             features.append(CategoricalFeature(name, tuple(v for v, _ in kept), tuple(count / n for _, count in kept)))
-            kept_columns.append(raw)
+            parsed.append(categories)
     encoding = Encoding(tuple(features))
-    return encoding, encoding.transform_columns(kept_columns, n)
+    return encoding, encoding._design(parsed, n)
+
+
+def _all_numbers(values: Sequence[object]) -> list[float] | None:
+    """Every value as a number, or None as soon as one is not a number."""
+    numbers: list[float] = []
+    for value in values:
+        number = as_number(value)
+        if number is None:
+            return None
+        numbers.append(number)
+    return numbers

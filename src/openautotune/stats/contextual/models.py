@@ -159,6 +159,8 @@ def fit_occurrence(X: FloatArray, y: FloatArray, prior: GaussianPrior) -> ModelF
         )  # fmt: skip
     precision = 1.0 / prior.variance
     w = prior.mean.copy()
+    rate = successes / units
+    w[0] = float(np.log(rate / (1.0 - rate))) if 0 < successes < units else w[0]  # columns 1.. are centred
     current = _log_posterior(X, y, w, prior)
     iterations = 0
     for iterations in range(1, NEWTON_MAX_ITERATIONS + 1):  # noqa: B007
