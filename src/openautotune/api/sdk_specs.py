@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.spec_cache import Encoded, Published, SpecCache, SpecsUnavailable
@@ -22,7 +23,8 @@ from openautotune.service.ingest import ExposureInput
 from openautotune.service.keys import KeyAuthenticator
 from openautotune.serving.evaluate import Evaluation
 
-router = APIRouter(tags=["SDK"])
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 503)}
+router = APIRouter(tags=["SDK"], responses=ERRORS)
 
 SERVER = frozenset({"server"})
 SERVER_OR_CLIENT = frozenset({"server", "client"})
