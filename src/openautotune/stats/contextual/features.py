@@ -107,7 +107,7 @@ def feature_columns(users: Sequence[User], names: Sequence[str]) -> list[list[ob
     """The value of each feature (one list per name) for every user, ``None`` when missing."""
     tops = [_TOP_BY_LOWER.get(name.lower()) for name in names]
     rows = [_values(user, names, tops) for user in users]
-    return [[row[i] for row in rows] for i in range(len(names))]
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in names]
 
 
 def user_value(user: User, name: str) -> object | None:
