@@ -20,6 +20,10 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from openautotune.clock import SystemClock
+from openautotune.domain.autotune import Actor
+from openautotune.service import autotunes
+from openautotune.service.autotunes import VariantInput
 from openautotune.store.database import Database
 from openautotune.store.ingest_tables import events_table, exposures_table, units_table
 from tests.e2e.live import ROOT, free_port
@@ -27,7 +31,16 @@ from tests.e2e.live import ROOT, free_port
 pytestmark = pytest.mark.e2e
 
 EVENTS_PER_BATCH = 100  # 50 exposures + 50 custom events, each event with two ids
-ACKED_BEFORE_KILL = 25
+ACKED_BEFORE_KILL = 12
+ACTOR = Actor(id="crash-test", name="crash test")
+AUTOTUNE = {
+    "name": "crash",
+    "variants": [VariantInput("a", {}), VariantInput("b", {})],
+    "success_event": "click",
+    "exploration_window": "24hr",
+    "attribution_window": "1hr",
+    "winner_threshold": "95%",
+}
 
 
 def _cli(*args: str) -> str:
@@ -155,29 +168,18 @@ def _assert_consistent(db: Database) -> None:
 
 def test_every_acknowledged_batch_survives_a_sigkill(database_url: str, tmp_path: Path) -> None:
     server_key = _cli("keys", "create", "--type", "server", "--database-url", database_url)
-    console_key = _cli("keys", "create", "--type", "console", "--database-url", database_url)
+    db = Database.from_url(database_url)
+    made = autotunes.start(db, SystemClock(), ACTOR, autotunes.create(db, SystemClock(), ACTOR, AUTOTUNE).id)
+    db.dispose()
     log = tmp_path / "server.log"
     full = EVENTS_PER_BATCH // 2 * 2  # rows per batch in each table: 50 exposures, 50 events x 2 ids
+    variant_ids = [variant.id for variant in made.definition.variants]
+    base_ms = int(time.time() * 1000)
+
+    def make_batch(number: int) -> bytes:
+        return orjson.dumps(_batch(number, made.id, variant_ids, base_ms))
 
     with _server(database_url, log) as (url, process):
-        console = httpx.Client(base_url=url, headers={"STATSIG-API-KEY": console_key}, timeout=10.0)
-        body = {
-            "name": "crash",
-            "variants": [{"name": "a", "json": {}}, {"name": "b", "json": {}}],
-            "successEvent": "click",
-            "explorationWindow": "24hr",
-            "attributionWindow": "1hr",
-            "winnerThreshold": "95%",
-        }
-        created = console.post("/console/v1/autotunes", json=body).json()["data"]
-        assert console.put(f"/console/v1/autotunes/{created['id']}/start").status_code == 200
-        console.close()
-        variant_ids = [v["id"] for v in created["variants"]]
-        base_ms = int(time.time() * 1000)
-
-        def make_batch(number: int) -> bytes:
-            return orjson.dumps(_batch(number, created["id"], variant_ids, base_ms))
-
         poster = _Poster(url, server_key, make_batch)
         poster.start()
         deadline = time.monotonic() + 60
