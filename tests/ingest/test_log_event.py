@@ -204,3 +204,15 @@ def test_empty_batch_is_a_json_answer(ingest: Ingest) -> None:
     response = ingest.post([])
     assert response.status_code == 200
     assert response.json() == {"success": True, "accepted": 0, "rejected": [], "ignored": 0}
+
+
+def test_key_in_the_query_string_for_beacons(ingest: Ingest) -> None:
+    body = gzip.compress(orjson.dumps({"events": [custom_event("click", user={"userID": "u1"}, time=ingest.now)]}))
+    response = ingest.client.post(
+        f"/v1/rgstr?k={ingest.app.client_key}&st=javascript-client&ec=1&gz=1",
+        content=body,
+        headers={"Content-Type": "text/plain"},
+    )
+    refused = ingest.client.post(f"/v1/rgstr?k={ingest.app.console_key}", content=body)
+    assert (response.status_code, refused.status_code) == (200, 401)
+    assert ingest.counts() == (0, 0, 1)

@@ -88,8 +88,9 @@ def _ingest(ingestor: Ingestor, body: bytes, content_encoding: str | None) -> Ba
 
 
 def _authorize(request: Request) -> None:
-    """Server or client keys; the header name is case-insensitive like every HTTP header."""
-    raw = request.headers.get(CONSOLE_HEADER)
+    """Server or client keys; the header name is case-insensitive like every HTTP header. Browser
+    SDKs sending with `navigator.sendBeacon` cannot set headers and pass the key as `?k=` instead."""
+    raw = request.headers.get(CONSOLE_HEADER) or request.query_params.get("k")
     authenticator: KeyAuthenticator = request.app.state.keys
     record = authenticator.authenticate(raw)
     if record is None or record.kind.value not in SDK_KEY_KINDS:
