@@ -157,3 +157,13 @@ def upsert_units(conn: Connection, rows: Sequence[Row]) -> None:
     The rows must not repeat a unit (the caller keeps the earliest one per unit).
     """
     _UNITS.execute(conn, rows)
+
+
+def forget_autotune(conn: Connection, autotune_id: str) -> None:
+    """Delete the exposures and units of a deleted autotune, in the deleting transaction.
+
+    Without this, an autotune re-created under the same name (same id, run 1 again) would
+    inherit the units of its namesake. Events are not per autotune and stay.
+    """
+    conn.execute(units_table.delete().where(units_table.c.autotune_id == autotune_id))
+    conn.execute(exposures_table.delete().where(exposures_table.c.autotune_id == autotune_id))
