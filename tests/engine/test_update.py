@@ -253,3 +253,36 @@ def test_record_alone_recomputes_the_decision(env: Env) -> None:
     again = summarize(data["metric"], aggregates, lower_is_better=data["lowerIsBetter"], long_term=data["longTerm"])
     assert list(again.pob) == [v["probabilityOfBest"] for v in data["variants"]]
     assert list(again.weights) == data["weights"]
+
+
+def test_two_concurrent_updates_of_one_autotune_apply_once(env: Env) -> None:
+    """Two workers (own engines, like two processes) update the same autotune at the same time."""
+    import threading
+
+    from openautotune.store.database import Database
+
+    autotune = env.create(winner_threshold="99%")
+    populate(env, autotune, [(200, 20), (200, 30)])
+    url = env.db.engine.url.render_as_string(hide_password=False)
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def worker(name: str) -> None:
+        db = Database.from_url(url)
+        try:
+            barrier.wait()
+            outcomes.append(update_autotune(db, env.clock, autotune.id, AFTER_EXPLORATION, owner=name))
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=worker, args=(f"worker-{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(o.updated for o in outcomes) == [False, True]
+    with env.db.read() as conn:
+        records = updates.records(conn, autotune.id, autotune.created_ms)
+        cumulative = updates.cumulative(conn, updates.RunKey(autotune.id, autotune.created_ms, 1))
+    assert len(records) == 1
+    assert sum(a.units for a in cumulative) == 400  # the sums were added once

@@ -147,7 +147,8 @@ def matured_aggregates(
         "as_of": as_of_ms,
         "window_ms": definition.attribution_ms,
         "event_name": definition.success_event,
-        "id_type": definition.id_type,
+        # Ingestion stores user ids under "userID"; SDKs match that id type case-insensitively.
+        "id_type": "userID" if definition.id_type.lower() == "userid" else definition.id_type,
     }
     if definition.success_event_value:
         params["success_value"] = definition.success_event_value
