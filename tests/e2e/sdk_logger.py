@@ -19,7 +19,7 @@ def _legacy(url: str, key: str, config: str, count: int) -> list[list[str]]:
     statsig.initialize(key, StatsigOptions(api=f"{url}/v1", disable_diagnostics=True, init_timeout=10))
     seen = []
     for i in range(count):
-        user = StatsigUser(user_id=f"legacy-{i}", custom_ids={"stableID": f"ls-{i}"}, country="DE")
+        user = StatsigUser(user_id=f"ingest-legacy-{i}", custom_ids={"stableID": f"ingest-ls-{i}"}, country="DE")
         seen.append([user.user_id, statsig.get_experiment(user, config).rule_id])
         statsig.log_event(StatsigEvent(user, "click", value=i, metadata={"n": str(i)}))
     statsig.shutdown()
@@ -36,8 +36,8 @@ def _core(url: str, key: str, config: str, count: int) -> list[list[str]]:
     sdk.initialize().wait()
     seen = []
     for i in range(count):
-        user = StatsigUser(user_id=f"core-{i}", custom_ids={"stableID": f"cs-{i}"}, country="FR")
-        seen.append([f"core-{i}", sdk.get_experiment(user, config).rule_id])
+        user = StatsigUser(user_id=f"ingest-core-{i}", custom_ids={"stableID": f"ingest-cs-{i}"}, country="FR")
+        seen.append([f"ingest-core-{i}", sdk.get_experiment(user, config).rule_id])
         sdk.log_event(user, "click", i, {"n": str(i)})
     sdk.shutdown().wait()
     return seen
