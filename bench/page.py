@@ -92,13 +92,17 @@ def _read_records(db: Any, autotune: Any) -> list[updates.UpdateRecord]:
         return updates.records(conn, autotune.id, incarnation_ms=autotune.created_ms, run=autotune.run)
 
 
-def _median_seconds(action: Any) -> float:
-    times = []
+def _median_seconds(action: Any) -> tuple[float, float]:
+    """Median wall time and median CPU time of this process (all threads), in seconds.
+
+    CPU time is reported too because wall time on a shared machine swings with other load."""
+    walls, cpus = [], []
     for _ in range(ROUNDS):
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:
@@ -150,10 +154,12 @@ def main() -> None:
             size = len(client.get(f"/autotunes/{autotune.id}").content)
         made.db.dispose()
     print(f"records: {DAYS * 24} hourly updates x {VARIANTS} variants (SQLite), median of {ROUNDS}")
-    print(f"read records: {read_s * 1000:8.1f} ms")
-    print(f"render page:  {page_s * 1000:8.1f} ms  ({size / 1e6:.2f} MB of HTML)")
-    print(f"ratio page / read: {page_s / read_s:.2f}")
-    if page_s >= 1.0:
+    print(f"read records: {read_s[0] * 1000:8.1f} ms wall, {read_s[1] * 1000:8.1f} ms CPU")
+    print(
+        f"render page:  {page_s[0] * 1000:8.1f} ms wall, {page_s[1] * 1000:8.1f} ms CPU ({size / 1e6:.2f} MB of HTML)"
+    )
+    print(f"ratio page / read: {page_s[0] / read_s[0]:.2f} (wall), {page_s[1] / read_s[1]:.2f} (CPU)")
+    if page_s[0] >= 1.0:
         print("FAIL: the page takes a second or more", file=sys.stderr)
         raise SystemExit(1)
 

@@ -93,6 +93,8 @@ def test_actions_go_through_the_service_with_the_dashboard_actor(client: TestCli
     after = autotune_service.get(test_app.db, made.id)
     assert after.status is Status.FINISHED and after.winner_variant_id == made.definition.variants[1].id
     assert autotune_service.audit_history(test_app.db, made.id)[0].detail == "blue is nicer"
+    row = re.search(rf'<tr data-id="{made.id}">(.*?)</tr>', client.get("/").text, re.S)
+    assert row is not None and "finished" in row.group(1) and "blue" in row.group(1)  # the winner leads
     again = client.post(f"/autotunes/{made.id}/start", data={"csrf_token": token})
     assert again.status_code == 400
     assert "already finished" in again.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openautotune.domain.autotune import Autotune, Stage, Status
+from openautotune.domain.autotune import Autotune, Stage, Status, Variant
 from openautotune.store.database import Database
 from openautotune.web import figures, results, series
 from openautotune.web.templating import format_number, format_percent
@@ -56,18 +56,26 @@ def stage_of(autotune: Autotune, latest: series.UpdatePoint | None) -> str:
     return latest.stage.value if latest is not None and latest.stage is not Stage.DRAFT else Stage.EXPLORING.value
 
 
+def _pob_of(point: series.UpdatePoint | None, variant_id: str) -> float | None:
+    if point is None:
+        return None
+    return next((state.probability_of_best for state in point.variants if state.variant_id == variant_id), None)
+
+
 def list_rows(db: Database, autotunes: list[Autotune], now_ms: int) -> list[ListRow]:
     latest = results.latest_points(db, autotunes)
     rows: list[ListRow] = []
     for autotune in autotunes:
         point = latest.get(autotune.id)
-        best = series.leader(autotune, point)
+        best: tuple[Variant, float | None] | None = series.leader(autotune, point)
+        if autotune.status is Status.FINISHED and autotune.winner is not None:
+            best = (autotune.winner, _pob_of(point, autotune.winner.id))
         rows.append(
             ListRow(
                 id=autotune.id,
                 name=autotune.definition.name,
                 stage=stage_of(autotune, point),
-                leader=best[0].name if best is not None and point is not None else None,
+                leader=best[0].name if best is not None else None,
                 leader_pob=best[1] if best is not None else None,
                 units=sum(state.units for state in point.variants) if point is not None else None,
                 last_update_ms=point.as_of_ms if point is not None else None,
