@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 
 from openautotune.domain.autotune import Status
 from openautotune.service import autotunes as autotune_service
+from openautotune.store import updates
 from openautotune.testing import START_MS, TestApp
-from tests.web.helpers import ADMIN, HOUR_MS, create, csrf_of, insert_records, sign_in
+from tests.web.helpers import ADMIN, HOUR_MS, create, csrf_of, insert_records, record, sign_in
 
 HISTORY = "/console/v1/autotunes/{}/results/history"
 
@@ -162,3 +163,24 @@ def test_history_api(client: TestClient, test_app: TestApp) -> None:
     assert sum(day["variants"][0]["units"] for day in data["daily"]) == 2450
     spec = client.get("/openapi.json").json()
     assert "/console/v1/autotunes/{autotune_id}/results/history" in spec["paths"]
+
+
+def test_the_page_cache_tops_up_with_new_updates_and_forgets_old_runs(client: TestClient, test_app: TestApp) -> None:
+    made = create(test_app.db, test_app.clock)
+    autotune_service.start(test_app.db, test_app.clock, ADMIN, made.id)
+    made = autotune_service.get(test_app.db, made.id)
+    insert_records(test_app.db, made, 10, START_MS)
+    sign_in(client, test_app.console_key)
+    headers = test_app.console_headers()
+    assert len(client.get(HISTORY.format(made.id), headers=headers).json()["data"]["updates"]) == 10
+    with test_app.db.write() as conn:  # one more hourly update, as the engine would write it
+        as_of = START_MS + 11 * HOUR_MS
+        body = record(made, as_of, "exploring", [(600, 60, 0.4, 0.5), (600, 72, 0.6, 0.5)])
+        updates.insert_record(
+            conn, updates.UpdateRecord(made.id, made.created_ms, made.run, as_of, as_of, "exploring", None, None, body)
+        )
+    page = client.get(f"/autotunes/{made.id}")
+    data = _figure(page.text, "probability_of_best")["data"]
+    assert isinstance(data, list) and all(_length(trace["x"]) == 11 for trace in data)
+    autotune_service.reset(test_app.db, test_app.clock, ADMIN, made.id)  # a new run has no updates yet
+    assert client.get(HISTORY.format(made.id), headers=headers).json()["data"]["updates"] == []

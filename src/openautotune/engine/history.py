@@ -36,8 +36,11 @@ def _parse_list(body: Any) -> list[Any]:
     return parsed if isinstance(parsed, list) else []
 
 
-def run_bodies(db: Database, autotune: Autotune, limit: int = MAX_RECORDS) -> list[RecordBody]:
-    """The current run's records, oldest first: only `metric` and `variants` of each JSON record.
+def run_bodies(
+    db: Database, autotune: Autotune, *, after_as_of_ms: int | None = None, limit: int = MAX_RECORDS
+) -> list[RecordBody]:
+    """The current run's records (those after `after_as_of_ms` when given), oldest first: only
+    `metric` and `variants` of each JSON record.
 
     A dashboard page of 90 days of hourly updates reads 2,160 records. Decoding whole records (with
     their aggregates) through the JSON column's default decoder took most of that page's time, so
@@ -55,6 +58,8 @@ def run_bodies(db: Database, autotune: Autotune, limit: int = MAX_RECORDS) -> li
         .order_by(t.as_of_ms, t.id)
         .limit(limit)
     )
+    if after_as_of_ms is not None:
+        query = query.where(t.as_of_ms > after_as_of_ms)
     with db.read() as conn:
         return [
             RecordBody(int(row.as_of_ms), str(row.stage), row.metric, _parse_list(row.variants))

@@ -15,6 +15,7 @@ from openautotune.service import server_secrets
 from openautotune.service.keys import KeyAuthenticator
 from openautotune.store.database import Database
 from openautotune.web import session as sessions
+from openautotune.web.results import PointsCache
 from openautotune.web.session import Session
 
 DASHBOARD_ACTOR_NAME = "DASHBOARD"
@@ -30,6 +31,15 @@ def database(request: Request) -> Database:
 def clock(request: Request) -> Clock:
     app_clock: Clock = request.app.state.clock
     return app_clock
+
+
+def points_cache(request: Request) -> PointsCache:
+    """The app's cache of parsed update histories (made on first use; one per app)."""
+    cache: PointsCache | None = getattr(request.app.state, "web_points_cache", None)
+    if cache is None:
+        cache = PointsCache()
+        request.app.state.web_points_cache = cache
+    return cache
 
 
 def _secret(request: Request) -> bytes:

@@ -11,6 +11,7 @@ from openautotune.api.auth import console_key
 from openautotune.service import autotunes as autotune_service
 from openautotune.store.database import Database
 from openautotune.web import series, views
+from openautotune.web.auth import points_cache
 
 router = APIRouter(tags=["Autotune results"])
 MESSAGE = "Autotune results history read successfully."
@@ -143,4 +144,6 @@ def results_history(
     per UTC day: units matured, successes (or value sums), means and exposures; plus the status sentence."""
     db: Database = request.app.state.db
     autotune = autotune_service.get(db, autotune_id)
-    return ResultsHistoryResponse(message=MESSAGE, data=to_model(views.load_series(db, autotune)))
+    return ResultsHistoryResponse(
+        message=MESSAGE, data=to_model(views.load_series(db, autotune, points_cache(request)))
+    )

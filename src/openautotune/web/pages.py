@@ -130,7 +130,7 @@ def _autotune_page(
             request, "message.html", found, 404, title="Not found", message=f"No autotune with id {autotune_id!r}."
         )
     done = request.query_params.get("done")
-    page = views.autotune_page(db, autotune, auth.clock(request).now_ms())
+    page = views.autotune_page(db, autotune, auth.clock(request).now_ms(), auth.points_cache(request))
     return _render(
         request,
         "autotune.html",

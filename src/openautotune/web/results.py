@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -66,12 +68,61 @@ def point_from_variants(
     return UpdatePoint(as_of_ms=as_of_ms, stage=_stage(stage), variants=tuple(states))
 
 
-def points(db: Database, autotune: Autotune) -> list[UpdatePoint]:
-    """Every update of the autotune's current run, oldest first."""
+def points(db: Database, autotune: Autotune, cache: PointsCache | None = None) -> list[UpdatePoint]:
+    """Every update of the autotune's current run, oldest first (only the new ones read when cached)."""
+    if cache is not None:
+        return cache.points(db, autotune)
     return [
         point_from_variants(autotune, body.as_of_ms, body.stage, body.metric, body.variants)
         for body in history.run_bodies(db, autotune)
     ]
+
+
+_RunKey = tuple[str, int, int, tuple[str, ...]]
+
+
+class PointsCache:
+    """The parsed update history of recently viewed runs, topped up with only the records written since.
+
+    Sound because update records are append-only and, within a run, their `as_of` only grows (engine.md:
+    updates of one autotune never overlap and `as_of` never goes backwards): every record not yet
+    cached has an `as_of` after the last cached one. The key holds the autotune's creation time (a
+    deleted and re-created autotune is another history), its run and its variant ids (the points'
+    order). Safe across server processes: each keeps its own copy of immutable data.
+    """
+
+    def __init__(self, max_runs: int = 32) -> None:
+        self._max_runs = max_runs
+        self._entries: OrderedDict[_RunKey, tuple[UpdatePoint, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def forget(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def points(self, db: Database, autotune: Autotune) -> list[UpdatePoint]:
+        key: _RunKey = (
+            autotune.id,
+            autotune.created_ms,
+            autotune.run,
+            tuple(v.id for v in autotune.definition.variants),
+        )
+        with self._lock:
+            cached = self._entries.get(key, ())
+        after = cached[-1].as_of_ms if cached else None
+        new = tuple(
+            point_from_variants(autotune, body.as_of_ms, body.stage, body.metric, body.variants)
+            for body in history.run_bodies(db, autotune, after_as_of_ms=after)
+        )
+        combined = cached + new
+        with self._lock:
+            current = self._entries.get(key, ())
+            if len(combined) >= len(current):  # another request may have topped it up further meanwhile
+                self._entries[key] = combined
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_runs:
+                self._entries.popitem(last=False)
+        return list(combined)
 
 
 def latest_points(db: Database, autotunes: Sequence[Autotune]) -> dict[str, UpdatePoint]:

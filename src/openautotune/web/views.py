@@ -84,9 +84,9 @@ def list_rows(db: Database, autotunes: list[Autotune], now_ms: int) -> list[List
     return rows
 
 
-def load_series(db: Database, autotune: Autotune) -> series.Series:
+def load_series(db: Database, autotune: Autotune, cache: results.PointsCache | None = None) -> series.Series:
     """Everything the results charts and the history API show, for the autotune's current run."""
-    points = results.points(db, autotune)
+    points = results.points(db, autotune, cache)
     counts = results.daily_exposures(db, autotune)
     return series.build(autotune, points, counts, results.finished_at(db, autotune, points))
 
@@ -153,8 +153,10 @@ def _config(autotune: Autotune) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def autotune_page(db: Database, autotune: Autotune, now_ms: int) -> AutotunePage:
-    page_series = load_series(db, autotune)
+def autotune_page(
+    db: Database, autotune: Autotune, now_ms: int, cache: results.PointsCache | None = None
+) -> AutotunePage:
+    page_series = load_series(db, autotune, cache)
     latest = page_series.latest
     return AutotunePage(
         series=page_series,
