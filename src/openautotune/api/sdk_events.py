@@ -12,15 +12,62 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from openautotune.api.auth import CONSOLE_HEADER
+from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.service.ingest import BatchResult, Ingestor
 from openautotune.service.keys import KeyAuthenticator
 
-router = APIRouter(tags=["sdk"])
+
+class RejectedEvent(BaseModel):
+    index: int
+    reason: str
+
+
+class LogEventAnswer(BaseModel):
+    success: bool
+    accepted: int
+    rejected: list[RejectedEvent]
+    ignored: int
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413)}
+router = APIRouter(tags=["SDK"], responses={200: {"model": LogEventAnswer}, **ERRORS})
+
+# The body is read raw (it may be gzip), so its schema is documented by hand.
+BATCH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["events"],
+                    "properties": {
+                        "events": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "eventName": {"type": "string"},
+                                    "user": {"type": "object"},
+                                    "time": {"type": "integer"},
+                                    "value": {"type": ["string", "number"]},
+                                    "metadata": {"type": "object"},
+                                },
+                            },
+                        },
+                        "statsigMetadata": {"type": "object"},
+                    },
+                }
+            }
+        },
+    }
+}
 
 SDK_KEY_KINDS = frozenset({"server", "client"})
 MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
@@ -109,11 +156,15 @@ async def _log_event(request: Request) -> Response:
     return _answer(result)
 
 
-@router.post("/v1/log_event", summary="Log a batch of SDK events (exposures and custom events)")
+@router.post(
+    "/v1/log_event", summary="Log a batch of SDK events (exposures and custom events)", openapi_extra=BATCH_BODY
+)
 async def log_event(request: Request) -> Response:
     return await _log_event(request)
 
 
-@router.post("/v1/rgstr", summary="Log a batch of SDK events (client SDKs' name for log_event)")
+@router.post(
+    "/v1/rgstr", summary="Log a batch of SDK events (client SDKs' name for log_event)", openapi_extra=BATCH_BODY
+)
 async def rgstr(request: Request) -> Response:
     return await _log_event(request)
