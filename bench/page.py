@@ -169,8 +169,8 @@ def main() -> None:
         f"page again (history cached, only new records read): {warm_s[0] * 1000:8.1f} ms wall, "
         f"{warm_s[1] * 1000:8.1f} ms CPU; ratio to read {warm_s[0] / read_s[0]:.2f} (wall)"
     )
-    if page_s[0] >= 1.0:
-        print("FAIL: the page takes a second or more", file=sys.stderr)
+    if page_s[1] >= 1.0:  # CPU time: wall time on a shared machine measures the neighbours too
+        print("FAIL: the page takes a second or more of CPU", file=sys.stderr)
         raise SystemExit(1)
 
 
