@@ -286,3 +286,25 @@ def test_two_concurrent_updates_of_one_autotune_apply_once(env: Env) -> None:
         cumulative = updates.cumulative(conn, updates.RunKey(autotune.id, autotune.created_ms, 1))
     assert len(records) == 1
     assert sum(a.units for a in cumulative) == 400  # the sums were added once
+
+
+def test_a_failing_autotune_does_not_hold_back_the_others(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import openautotune.engine.update as engine_update
+
+    broken = env.create("broken")
+    fine = env.create("fine")
+    real = engine_update.matured_aggregates
+
+    def failing(conn: object, **kwargs: object) -> object:
+        if kwargs["autotune_id"] == broken.id:
+            raise RuntimeError("disk on fire")
+        return real(conn, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_update, "matured_aggregates", failing)
+    outcomes = {o.autotune_id: o for o in update_running(env.db, env.clock, START_MS + HOUR)}
+    assert outcomes[fine.id].updated
+    assert not outcomes[broken.id].updated
+    assert outcomes[broken.id].reason == "failed: RuntimeError: disk on fire"
+    with env.db.read() as conn:
+        assert updates.records(conn, broken.id, broken.created_ms) == []  # nothing half-written
+        assert updates.lock_holder(conn, broken.id, env.clock.now_ms()) is None  # lock released

@@ -7,6 +7,8 @@ the lock happens in ONE write transaction, so an update is either entirely visib
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import socket
 import uuid
@@ -20,6 +22,7 @@ from openautotune.clock import Clock
 from openautotune.domain import lifecycle
 from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
 from openautotune.domain.autotune import Actor, Allocation, Autotune, Stage, Status
+from openautotune.engine import contextual
 from openautotune.stats import Summary, VariantAggregate, summarize
 from openautotune.store import audit, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
@@ -28,6 +31,8 @@ from openautotune.store.database import Database
 
 ENGINE_ACTOR = Actor(id="engine", name="ENGINE")
 DEFAULT_LEASE_MS = 10 * 60_000
+
+log = logging.getLogger("openautotune.engine")
 
 NOT_FOUND = "autotune not found"
 LOCKED = "another update of this autotune is running"
@@ -133,7 +138,14 @@ def update_running(
     at = clock.now_ms() if as_of_ms is None else as_of_ms
     with db.read() as conn:
         ids = autotune_store.running_ids(conn)
-    return [update_autotune(db, clock, autotune_id, at, owner=owner) for autotune_id in ids]
+    outcomes = []
+    for autotune_id in ids:
+        try:
+            outcomes.append(update_autotune(db, clock, autotune_id, at, owner=owner))
+        except Exception as error:  # one autotune's failure must not hold back the others
+            log.exception("update of %s as of %d failed", autotune_id, at)
+            outcomes.append(_skip(autotune_id, at, f"failed: {type(error).__name__}: {error}"))
+    return outcomes
 
 
 def _update_locked(conn: Connection, clock: Clock, autotune_id: str, as_of_ms: int) -> UpdateOutcome:
@@ -168,6 +180,11 @@ def _update_locked(conn: Connection, clock: Clock, autotune_id: str, as_of_ms: i
     winner_index: int | None = None
     if not exploring and summary.enough_data and summary.pob[summary.leader] >= definition.threshold:
         winner_index = summary.leader
+    # Contextual autotunes: the personalized policy decides the weights and never declares a winner.
+    learned = contextual.learn(conn, autotune, as_of_ms, exploring) if definition.is_contextual else None
+    if learned is not None:
+        winner_index = None
+        weights = learned.weights if learned.weights is not None else weights
     now = clock.now_ms()
     after = autotune
     if winner_index is not None:
@@ -177,7 +194,14 @@ def _update_locked(conn: Connection, clock: Clock, autotune_id: str, as_of_ms: i
     thresholds = cumulative_thresholds(weights)
     latest = autotune_store.latest_allocation(conn, autotune.id)
     published: int | None = None
-    if winner_index is not None or latest is None or latest.run != autotune.run or latest.thresholds != thresholds:
+    republish = learned is not None and learned.publishes
+    if (
+        winner_index is not None
+        or republish
+        or latest is None
+        or latest.run != autotune.run
+        or latest.thresholds != thresholds
+    ):
         if after is autotune:
             after = replace(autotune, allocation_version=autotune.allocation_version + 1)
         published = after.allocation_version
@@ -194,6 +218,8 @@ def _update_locked(conn: Connection, clock: Clock, autotune_id: str, as_of_ms: i
                 thresholds=thresholds,
             ),
         )
+        if learned is not None:
+            contextual.save(conn, autotune, published, as_of_ms, learned)
         spec_changes.bump(conn, now)
     if winner_index is not None:
         audit.record(
@@ -235,6 +261,8 @@ def _update_locked(conn: Connection, clock: Clock, autotune_id: str, as_of_ms: i
             "message": summary.message,
         },
     )
+    if learned is not None:
+        record["contextual"] = learned.record
     updates.insert_record(
         conn,
         updates.UpdateRecord(
@@ -280,41 +308,57 @@ def _record_json(
 ) -> dict[str, Any]:
     """Everything needed to recompute the decision from the record alone."""
     definition = autotune.definition
-    return {
-        "asOf": as_of_ms,
-        "previousAsOf": previous,
-        "run": autotune.run,
-        "stage": stage.value,
-        "startedAt": autotune.started_at_ms,
-        "explorationWindowMs": definition.exploration_ms,
-        "attributionWindowMs": definition.attribution_ms,
-        "metric": summary.metric,
-        "lowerIsBetter": summary.lower_is_better,
-        "longTerm": summary.long_term,
-        "winnerThreshold": definition.threshold,
-        "credibleLevel": summary.credible_level,
-        "variants": [
-            {
-                "id": variant.id,
-                "name": variant.name,
-                "units": item.units,
-                "successes": sums.successes,
-                "total": sums.total,
-                "totalSq": sums.total_sq,
-                "posterior": dict(item.posterior.params()),
-                "mean": item.mean,
-                "ciLow": item.ci_low,
-                "ciHigh": item.ci_high,
-                "probabilityOfBest": item.pob,
-                "weight": weight,
-            }
-            for variant, sums, item, weight in zip(definition.variants, pooled, summary.variants, weights, strict=True)
-        ],
-        "new": [_aggregate_json(item) for item in new],
-        "cumulative": [_aggregate_json(item) for item in cumulative],
-        "weights": list(weights),
-        "thresholds": list(thresholds),
-        "allocationVersion": published,
-        "decision": {"winner": winner_id} if winner_id is not None else None,
-        "diagnostics": diagnostics,
-    }
+    record: dict[str, Any] = _finite(
+        {
+            "asOf": as_of_ms,
+            "previousAsOf": previous,
+            "run": autotune.run,
+            "stage": stage.value,
+            "startedAt": autotune.started_at_ms,
+            "explorationWindowMs": definition.exploration_ms,
+            "attributionWindowMs": definition.attribution_ms,
+            "metric": summary.metric,
+            "lowerIsBetter": summary.lower_is_better,
+            "longTerm": summary.long_term,
+            "winnerThreshold": definition.threshold,
+            "credibleLevel": summary.credible_level,
+            "variants": [
+                {
+                    "id": variant.id,
+                    "name": variant.name,
+                    "units": item.units,
+                    "successes": sums.successes,
+                    "total": sums.total,
+                    "totalSq": sums.total_sq,
+                    "posterior": dict(item.posterior.params()),
+                    "mean": item.mean,
+                    "ciLow": item.ci_low,
+                    "ciHigh": item.ci_high,
+                    "probabilityOfBest": item.pob,
+                    "weight": weight,
+                }
+                for variant, sums, item, weight in zip(
+                    definition.variants, pooled, summary.variants, weights, strict=True
+                )
+            ],
+            "new": [_aggregate_json(item) for item in new],
+            "cumulative": [_aggregate_json(item) for item in cumulative],
+            "weights": list(weights),
+            "thresholds": list(thresholds),
+            "allocationVersion": published,
+            "decision": {"winner": winner_id} if winner_id is not None else None,
+            "diagnostics": diagnostics,
+        }
+    )
+    return record
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity (PostgreSQL's json type refuses them): such a number becomes null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
