@@ -7,8 +7,9 @@ database, creates and starts two autotunes through the Console API, then measure
 1. evaluations/s of `serving.evaluate.Evaluator` vs `statsig.get_experiment` (legacy SDK 0.72.1) and
    `Statsig.get_experiment` (statsig-python-core 0.24.2), both with exposure logging disabled so
    that only evaluation is timed; the answers are checked to be identical first;
-2. requests/s of `POST /v1/get_config` (evaluation + a durable exposure write) vs `POST /v1/get_id_lists`
-   (authentication only) on the same server, over one keep-alive connection per client thread.
+2. requests/s of `POST /v1/get_config` (evaluation + a durable exposure write) and of a v1 spec download
+   vs `POST /v1/get_id_lists` (authentication only) on the same server, over one keep-alive
+   connection per client thread.
 Prints ratios measured in this one run. The goal for (1) is >= 10x.
 """
 
@@ -40,7 +41,9 @@ from tests.e2e.users import generated_users  # noqa: E402
 
 
 def rate(label: str, work: Callable[[], int], min_seconds: float = 2.0) -> float:
-    """Operations per second of `work` (which returns how many it did), repeated for `min_seconds`."""
+    """Operations per second of `work` (which returns how many it did), repeated for `min_seconds`
+    after one untimed warm-up round."""
+    work()
     done, start = 0, time.perf_counter()
     while True:
         done += work()
@@ -123,12 +126,28 @@ def http_rates(server: LiveServer, config: str, users: list[dict[str, Any]], req
 
     print(f"HTTP requests ({threads} keep-alive clients, server in its own process):")
     trivial = rate("POST /v1/get_id_lists (auth only)", hammer("/v1/get_id_lists", lambda i: {}), 3.0)
+    specs_url = f"/v1/download_config_specs/{server.server_key}.json"
+
+    def downloads() -> int:
+        def client_thread(offset: int) -> None:
+            with httpx.Client(base_url=server.url, headers={"Accept-Encoding": "gzip"}, timeout=30) as client:
+                for _ in range(offset, requests, threads):
+                    assert client.get(specs_url).status_code == 200
+
+        workers = [threading.Thread(target=client_thread, args=(t,)) for t in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return requests
+
+    specs_rate = rate("GET /v1/download_config_specs (cached gzip bytes)", downloads, 3.0)
     config_rate = rate(
         "POST /v1/get_config (evaluate + store exposure)",
         hammer("/v1/get_config", lambda i: {"configName": config, "user": users[i % len(users)]}),
         3.0,
     )
-    return {"trivial": trivial, "get_config": config_rate}
+    return {"trivial": trivial, "get_config": config_rate, "specs": specs_rate}
 
 
 def main() -> None:
@@ -149,6 +168,7 @@ def main() -> None:
     print(f"  evaluator / legacy SDK        {evaluations['ours'] / evaluations['legacy']:6.1f}x  (goal >= 10x)")
     print(f"  evaluator / core SDK          {evaluations['ours'] / evaluations['core']:6.1f}x")
     print(f"  get_config / get_id_lists     {http['get_config'] / http['trivial']:6.2f}")
+    print(f"  specs download / get_id_lists {http['specs'] / http['trivial']:6.2f}")
 
 
 if __name__ == "__main__":
