@@ -100,6 +100,8 @@ def test_gzip_only_when_accepted(client: TestClient, test_app: TestApp, path: st
     assert orjson.loads(gzip.decompress(body)) == plain.json()
     refused = raw_get(client, url, "gzip;q=0, zstd")
     assert "content-encoding" not in refused.headers and refused.json() == plain.json()
+    with client.stream("GET", url, headers={"Accept-Encoding": "*"}) as streamed:
+        assert streamed.headers["content-encoding"] == "gzip"
 
 
 def test_v2_brotli_checksum_and_double_slash(client: TestClient, test_app: TestApp) -> None:

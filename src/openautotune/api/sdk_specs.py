@@ -58,7 +58,7 @@ def encoded_response(request: Request, body: Encoded) -> Response:
     headers = {"Vary": "Accept-Encoding"}
     if body.br is not None and "br" in accepted:
         content, headers["Content-Encoding"] = body.br, "br"
-    elif "gzip" in accepted:
+    elif "gzip" in accepted or "*" in accepted:
         content, headers["Content-Encoding"] = body.gzip, "gzip"
     else:
         content = body.identity
