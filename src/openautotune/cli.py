@@ -410,21 +410,24 @@ def _simulate_study(
                 str(result.hours_to_winner or ""),
                 f"{result.regret:.1f}",
                 f"{result.equal_split_regret:.1f}",
-                f"{result.regret_ratio:.3f}",
+                f"{result.regret_ratio:.3f}" if result.equal_split_regret > 0 else "-",
             )
 
         results = run_study(configs, workers=workers, through_sdk=through_sdk, on_result=on_result, **options)
     out.print(table)
+    declared = sum(1 for r in results if r.winner is not None)
+    if len(set(config.arms)) == 1:
+        out.print(f"A/A {list(config.arms)}: a (false) winner was declared in {declared}/{seeds} seeds")
+        return
     best = results[0].best
     right = sum(1 for r in results if r.winner == best)
-    wrong = sum(1 for r in results if r.winner is not None and r.winner != best)
+    out.print(
+        f"arms {list(config.arms)}: best arm arm_{best} declared in {right}/{seeds} seeds, "
+        f"another arm in {declared - right}"
+    )
     regret = sum(r.regret for r in results)
     equal = sum(r.equal_split_regret for r in results)
-    out.print(
-        f"arms {list(config.arms)}: best arm arm_{best} declared in {right}/{seeds} seeds, another arm in {wrong}"
-    )
-    if equal > 0:
-        out.print(f"cumulative regret {regret:.1f} vs equal split {equal:.1f} (ratio {regret / equal:.3f})")
+    out.print(f"cumulative regret {regret:.1f} vs equal split {equal:.1f} (ratio {regret / equal:.3f})")
 
 
 @keys_app.command("create")

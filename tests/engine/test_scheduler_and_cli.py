@@ -93,3 +93,34 @@ def test_cli_update_rejects_a_bad_time_and_an_unknown_autotune(sqlite_env: Env, 
     missing = runner.invoke(cli_app, ["update", "--autotune", "nope", "--database-url", sqlite_url])
     assert missing.exit_code == 1
     assert "not found" in missing.output
+
+
+def test_cli_simulate_one_seed_through_the_sdk_path() -> None:
+    result = CliRunner().invoke(
+        cli_app, ["simulate", "--arms", "0.1,0.3", "--users-per-hour", "200", "--hours", "3", "--seed", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "serving evaluator + SDK ingestion" in result.output
+    assert "best arm: arm_1" in result.output
+    assert "cumulative regret" in result.output
+
+
+def test_cli_simulate_several_seeds_and_an_aa_summary() -> None:
+    runner = CliRunner()
+    study = runner.invoke(
+        cli_app,
+        ["simulate", "--arms", "0.1,0.3", "--users-per-hour", "100", "--hours", "2", "--seeds", "2", "--direct"],
+    )
+    assert study.exit_code == 0, study.output
+    assert "declared in 0/2 seeds" in study.output  # two hours: still inside the exploration window
+    aa = runner.invoke(
+        cli_app,
+        ["simulate", "--arms", "0.1,0.1", "--users-per-hour", "100", "--hours", "2", "--seeds", "2", "--direct"],
+    )
+    assert aa.exit_code == 0, aa.output
+    assert "A/A [0.1, 0.1]: a (false) winner was declared in 0/2 seeds" in aa.output
+
+
+def test_cli_simulate_rejects_bad_arms() -> None:
+    result = CliRunner().invoke(cli_app, ["simulate", "--arms", "0.1"])
+    assert result.exit_code == 2
