@@ -39,6 +39,7 @@ def started(client: TestClient, app: TestApp, **changes: Any) -> str:
 def test_v1_specs_list_autotunes_and_time_only_grows(client: TestClient, test_app: TestApp) -> None:
     first = client.get(v1_url(test_app.server_key)).json()
     assert first["has_updates"] is True and first["dynamic_configs"] == []
+    assert first["time"] == 1  # untouched database: SDKs read time 0 as "no specs yet"
     assert first["diagnostics"] == {"initialize": 0, "dcs": 0, "idlist": 0, "logevent": 0, "api_call": 0}
     autotune_id = started(client, test_app)
     second = client.get(v1_url(test_app.server_key)).json()
