@@ -100,3 +100,17 @@ def test_session_codec_rejects_forgeries() -> None:
     assert sessions.decode("garbage", secret, 2_000) is None
     assert sessions.decode("a.b", secret, 2_000) is None
     assert sessions.decode(cookie, secret, 1_000 + sessions.SESSION_TTL_MS) is None
+
+
+def test_a_forged_login_post_does_not_sign_anyone_out(client: TestClient, test_app: TestApp) -> None:
+    sign_in(client, test_app.console_key)
+    forged = client.post("/login", data={"key": "console-x", "csrf_token": "forged"}, follow_redirects=False)
+    assert forged.status_code == 403
+    assert client.get("/", follow_redirects=False).status_code == 200
+
+
+def test_malformed_list_pages_are_not_errors(client: TestClient, test_app: TestApp) -> None:
+    sign_in(client, test_app.console_key)
+    assert client.get("/?page=99999999999999999999999").status_code == 200
+    assert client.get("/?page=-3").status_code == 200
+    assert client.get("/?page=abc").status_code == 400

@@ -83,8 +83,13 @@ def test_actions_go_through_the_service_with_the_dashboard_actor(client: TestCli
     assert entry.key_id not in (test_app.console_key, "")
 
     token = csrf_of(client.get(f"/autotunes/{made.id}").text)
-    missing_reason = client.post(f"/autotunes/{made.id}/decide", data={"csrf_token": token, "variant": "blue"})
-    assert missing_reason.status_code == 400
+    for reason in ("", "nul \x00 byte", "x" * 1001):
+        refused = client.post(
+            f"/autotunes/{made.id}/decide", data={"csrf_token": token, "variant": "blue", "reason": reason}
+        )
+        assert refused.status_code == 400
+    assert client.get("/autotunes/%00").status_code == 404
+    assert client.get(HISTORY.format("%00"), headers=test_app.console_headers()).status_code == 404
     decided = client.post(
         f"/autotunes/{made.id}/decide",
         data={"csrf_token": token, "variant": made.definition.variants[1].id, "reason": "blue is nicer"},

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from openautotune.api.auth import console_key
+from openautotune.domain.errors import NotFound
 from openautotune.service import autotunes as autotune_service
 from openautotune.store.database import Database
 from openautotune.web import series, views
-from openautotune.web.auth import points_cache
+from openautotune.web.auth import could_be_autotune_id, points_cache
 
 router = APIRouter(tags=["Autotune results"])
 MESSAGE = "Autotune results history read successfully."
@@ -143,6 +144,8 @@ def results_history(
     """Per update: asOf, stage and per variant P(best), weight, cumulative units, successes, mean and 95% CI;
     per UTC day: units matured, successes (or value sums), means and exposures; plus the status sentence."""
     db: Database = request.app.state.db
+    if not could_be_autotune_id(autotune_id):
+        raise NotFound(autotune_service.NOT_FOUND)
     autotune = autotune_service.get(db, autotune_id)
     return ResultsHistoryResponse(
         message=MESSAGE, data=to_model(views.load_series(db, autotune, points_cache(request)))

@@ -31,6 +31,8 @@ EXPIRED_FORM = "This form has expired or did not come from this dashboard. Reloa
 READ_ONLY = "Your key is read-only: it can view autotunes but not change them."
 LIST_PAGE_SIZE = 100
 EXPOSURES_SHOWN = 25
+MAX_REASON = 1000
+MAX_LIST_PAGE = 1_000_000  # keeps the OFFSET inside a 64-bit integer
 
 
 def _render(request: Request, template: str, found: Visitor | None, status_code: int = 200, **context: Any) -> Response:
@@ -85,8 +87,8 @@ async def login(request: Request) -> Response:
     form = await request.form()
     found = auth.visitor(request)
     target = _safe_next(_field(form, "next"))
-    if not auth.csrf_ok(found, form):
-        return _render(request, "login.html", None, 403, next=target, error=EXPIRED_FORM)
+    if not auth.csrf_ok(found, form):  # keeps any current session: a forged POST must not sign anyone out
+        return _render(request, "login.html", found, 403, next=target, error=EXPIRED_FORM)
     key = auth.authenticate_console_key(request, _field(form, "key"))
     if key is None:
         return _render(request, "login.html", found, 401, next=target, error=WRONG_KEY)
@@ -100,7 +102,7 @@ async def logout(request: Request) -> Response:
     form = await request.form()
     found = auth.visitor(request)
     if not auth.csrf_ok(found, form):
-        return _render(request, "message.html", None, 403, title="Form expired", message=EXPIRED_FORM)
+        return _render(request, "message.html", found, 403, title="Form expired", message=EXPIRED_FORM)
     response = RedirectResponse("/login?signed_out=true", status_code=303)
     auth.clear_session(response)
     return response
@@ -111,7 +113,7 @@ def autotune_list(request: Request, page: int = 1) -> Response:
     found = auth.visitor(request)
     if found is None or not found.signed_in:
         return _to_login(request)
-    page = max(1, page)
+    page = min(max(1, page), MAX_LIST_PAGE)
     db = auth.database(request)
     autotunes, total = autotune_service.page(db, LIST_PAGE_SIZE, page)
     rows = views.list_rows(db, autotunes, auth.clock(request).now_ms())
@@ -124,6 +126,8 @@ def _autotune_page(
 ) -> Response:
     db = auth.database(request)
     try:
+        if not auth.could_be_autotune_id(autotune_id):
+            raise NotFound(autotune_service.NOT_FOUND)
         autotune = autotune_service.get(db, autotune_id)
     except NotFound:
         return _render(
@@ -172,6 +176,8 @@ def confirm(request: Request, autotune_id: str, action: str, variant: str = "", 
     if not found.can_act:
         return _render(request, "message.html", found, 403, title="Read-only key", message=READ_ONLY)
     try:
+        if not auth.could_be_autotune_id(autotune_id):
+            raise NotFound(autotune_service.NOT_FOUND)
         autotune = autotune_service.get(auth.database(request), autotune_id)
     except NotFound:
         return _render(
@@ -208,14 +214,17 @@ async def act(request: Request, autotune_id: str, action: str) -> Response:
         return _render(request, "message.html", found, 404, title="Not found", message="No such action.")
     db, clock, actor = auth.database(request), auth.clock(request), found.actor()
     try:
+        if not auth.could_be_autotune_id(autotune_id):
+            raise NotFound(autotune_service.NOT_FOUND)
         if action == "start":
             autotune_service.start(db, clock, actor, autotune_id)
         elif action == "reset":
             autotune_service.reset(db, clock, actor, autotune_id)
         else:
             reason = _field(form, "reason")
-            if not reason:
-                return _autotune_page(request, found, autotune_id, 400, error="Give a reason for the decision.")
+            if not reason or "\x00" in reason or len(reason) > MAX_REASON:
+                problem = f"Give a reason for the decision (up to {MAX_REASON} characters, no NUL)."
+                return _autotune_page(request, found, autotune_id, 400, error=problem)
             autotune_service.make_decision(db, clock, actor, autotune_id, _field(form, "variant"), reason)
     except NotFound:
         return _render(
