@@ -7,8 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
+from openautotune.serving.evaluate import Evaluator
 from tests.e2e.live import LiveServer, SdkProcess
-from tests.e2e.test_legacy_sdk import create
+from tests.e2e.test_legacy_sdk import create, expected
+from tests.e2e.users import generated_users
 
 pytestmark = pytest.mark.e2e
 
@@ -58,3 +60,19 @@ def test_overrides_and_winners_in_both_sdks(shared_live_server: LiveServer) -> N
         answer = client.post("/v1/get_config", json={"configName": running["id"], "user": production}).json()
         assert [answer["rule_id"], answer["group_name"], answer["value"]] == staged
         assert answer["group"] == green["id"]
+
+
+def test_reset_rebuckets_with_the_new_salt_in_both_sdks(shared_live_server: LiveServer) -> None:
+    live_server = shared_live_server
+    running = create(live_server, "to be reset")
+    users = generated_users(1000, seed=29)
+    old_salt = next(e["salt"] for e in live_server.v1_specs()["dynamic_configs"] if e["name"] == running["id"])
+    with live_server.console() as console:
+        assert console.put(f"/console/v1/autotunes/{running['id']}/reset").status_code == 200
+    specs = live_server.v1_specs()
+    entry = next(e for e in specs["dynamic_configs"] if e["name"] == running["id"])
+    assert entry["salt"] != old_salt and entry["version"] == 2
+    wanted = expected(Evaluator.from_specs(specs), running["id"], users)
+    for kind in ("legacy", "core"):
+        with SdkProcess(kind, live_server) as sdk:
+            assert sdk.evaluate(running["id"], users) == wanted, kind
