@@ -308,3 +308,29 @@ def test_a_failing_autotune_does_not_hold_back_the_others(env: Env, monkeypatch:
     with env.db.read() as conn:
         assert updates.records(conn, broken.id, broken.created_ms) == []  # nothing half-written
         assert updates.lock_holder(conn, broken.id, env.clock.now_ms()) is None  # lock released
+
+
+def test_value_metric_update(env: Env) -> None:
+    autotune = env.create(metadata_field="revenue", winner_threshold="99%")
+    rows: list[tuple[str, int | str, int]] = []
+    for k in range(2):
+        rows += [(f"v{k}-{i}", k, T0) for i in range(40)]
+    env.units(autotune, rows)
+    for i in range(20):  # half of each variant buys; variant b's baskets are bigger
+        env.event(f"v0-{i}", T0 + MIN, metadata={"revenue": str(10 + i % 3)})
+        env.event(f"v1-{i}", T0 + MIN, metadata={"revenue": str(12 + i % 3)})
+    env.event("v1-39", T0 + MIN, metadata={"revenue": "n/a"})  # rejected, scores 0
+    outcome = update_autotune(env.db, env.clock, autotune.id, AFTER_EXPLORATION)
+    assert outcome.updated and outcome.stage is Stage.EXPLOITING
+    with env.db.read() as conn:
+        record = updates.latest_record(conn, autotune.id, autotune.created_ms)
+    assert record is not None
+    data = record.record
+    assert data["metric"] == "value"
+    a, b = data["variants"]
+    assert (a["units"], a["successes"], b["units"], b["successes"]) == (40, 20, 40, 20)
+    assert a["total"] == sum(10 + i % 3 for i in range(20))
+    assert b["mean"] == pytest.approx(sum(12 + i % 3 for i in range(20)) / 40)
+    assert a["posterior"]["family"] == "normal"  # 40 units: Normal, not Student-t
+    assert data["diagnostics"]["rejected"] == 1
+    assert outcome.pob[1] > outcome.pob[0]
