@@ -5,7 +5,7 @@
   20-seed study below may use the fast direct path without testing something else.
 - 5%, 5.5%, 6.5% with hourly updates: the best arm is declared the winner in at least 19 of 20
   seeds at 95%, with cumulative regret well below an equal split.
-- A/A (three equal arms): the false-winner rate is printed (a property of the method to watch,
+- A/A (two equal arms): the false-winner rate is printed (a property of the method to watch,
   not a pass/fail line); regret is exactly 0 whatever is served.
 """
 
@@ -66,8 +66,10 @@ def test_best_arm_wins_in_19_of_20_seeds_with_low_regret() -> None:
 
 
 def test_aa_false_winner_rate_is_reported() -> None:
-    results = _study((0.05, 0.05, 0.05), seeds=4, hours=48)
+    results = _study((0.05, 0.05), seeds=4, hours=48)
     false_winners = sum(1 for r in results if r.winner is not None)
-    print(f"\nA/A 5%/5%/5%, 1000 users/h, 48 h, 4 seeds: false winners {false_winners}/4 at 95%")
+    print(f"\nA/A 5%/5%, 1000 users/h, 48 h, 4 seeds: false winners {false_winners}/4 at 95% (docs/engine.md: 7/20)")
     assert all(r.regret == 0.0 and r.equal_split_regret == 0.0 for r in results)
-    assert all(len(r.hours) == 48 and r.hours[0].pob for r in results)
+    for result in results:  # updated every hour until a (false) winner, if any
+        assert len(result.hours) == 48
+        assert sum(1 for h in result.hours if h.pob) == (result.hours_to_winner or 48)
