@@ -5,6 +5,8 @@
   any database, e.g. the `database_url` fixture for PostgreSQL). Starting a server takes seconds.
 - `shared_live_server`: one server for the whole session, for tests that only add autotunes under
   names no other test uses (and never list or count all of them). Much faster than `live_server`.
+- `postgres_live_server`: a fresh PostgreSQL schema served the same way (skips without
+  OPENAUTOTUNE_TEST_POSTGRES_URL, like every PostgreSQL test).
 - `sdk_env`: the environment an SDK process needs so it can only reach loopback.
 
 Mark tests that use them with `@pytest.mark.e2e`.
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import _postgres_schema_url
 from tests.e2e.live import LiveServer, sdk_environment
 
 
@@ -36,6 +39,17 @@ def shared_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def postgres_live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    base_url: str = request.getfixturevalue("_postgres_server")
+    for url in _postgres_schema_url(base_url):
+        server = LiveServer.start(url)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture

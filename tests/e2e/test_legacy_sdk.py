@@ -129,3 +129,13 @@ def test_get_config_answers_like_the_sdk(shared_live_server: LiveServer) -> None
                 "group": rule_id,
                 "group_name": group_name,
             }
+
+
+def test_both_sdks_on_a_postgresql_server(postgres_live_server: LiveServer) -> None:
+    live_server = postgres_live_server
+    running = create(live_server, "on postgres")
+    users = generated_users(1000, seed=17)
+    wanted = expected(Evaluator.from_specs(live_server.v1_specs()), running["id"], users)
+    for kind in ("legacy", "core"):
+        with SdkProcess(kind, live_server) as sdk:
+            assert sdk.evaluate(running["id"], users) == wanted, kind
