@@ -94,6 +94,26 @@ def insert_three_variant_records(server: LiveServer, running: Any, start: int) -
             )
 
 
+def _log_exposure(server: LiveServer, autotune: Any, unit_id: str) -> None:
+    now = SystemClock().now_ms()
+    row = {
+        "autotune_id": autotune.id,
+        "run": autotune.run,
+        "unit_id": unit_id,
+        "rule_id": "rule",
+        "variant_id": autotune.definition.variants[0].id,
+        "config_version": 1,
+        "time_ms": now,
+        "received_ms": now,
+        "user": None,
+        "analysable": True,
+        "reason": "",
+        "dedup_key": unit_id,
+    }
+    with server.db.write() as conn:
+        conn.execute(exposures_table.insert(), [row])
+
+
 @pytest.fixture(scope="module")
 def seeded(web_server: LiveServer) -> dict[str, Any]:
     return _seed(web_server)
@@ -154,6 +174,8 @@ def test_autotune_page_charts(page: Page, web_server: LiveServer, seeded: dict[s
     expect(page.locator("#audit")).to_contain_text("start")
     expect(page.locator("#exposures tbody tr")).to_have_count(25)
     page.screenshot(path=str(IMAGES / "dashboard-autotune.png"), full_page=True)
+    _log_exposure(web_server, seeded["running"], "fresh-unit")  # the log refreshes itself every 5 s
+    expect(page.locator("#exposures tbody tr").first).to_contain_text("fresh-unit", timeout=15_000)
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
     page.wait_for_function("document.querySelector('#chart-daily').data !== undefined")

@@ -189,3 +189,12 @@ def test_the_page_cache_tops_up_with_new_updates_and_forgets_old_runs(client: Te
     assert isinstance(data, list) and all(_length(trace["x"]) == 11 for trace in data)
     autotune_service.reset(test_app.db, test_app.clock, ADMIN, made.id)  # a new run has no updates yet
     assert client.get(HISTORY.format(made.id), headers=headers).json()["data"]["updates"] == []
+
+
+def test_the_exposures_log_fragment(client: TestClient, test_app: TestApp) -> None:
+    made = create(test_app.db, test_app.clock)
+    assert client.get(f"/autotunes/{made.id}/exposures").status_code == 401
+    sign_in(client, test_app.console_key)
+    assert "No exposures logged yet." in client.get(f"/autotunes/{made.id}/exposures").text
+    assert client.get("/autotunes/nope/exposures").status_code == 404
+    assert 'data-refresh="/autotunes/button_color/exposures"' in client.get(f"/autotunes/{made.id}").text

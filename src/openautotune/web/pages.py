@@ -144,6 +144,7 @@ def _autotune_page(
         page=page,
         audit=autotune_service.audit_history(db, autotune.id, limit=50),
         exposures=exposures_log.recent(db, autotune.id, limit=EXPOSURES_SHOWN),
+        variant_names=page.variant_names,
         notice=DONE_MESSAGES.get(done or ""),
         error=error,
         actions=_available_actions(autotune) if found.can_act else (),
@@ -164,6 +165,31 @@ def autotune_detail(request: Request, autotune_id: str) -> Response:
     if found is None or not found.signed_in:
         return _to_login(request)
     return _autotune_page(request, found, autotune_id)
+
+
+@router.get("/autotunes/{autotune_id}/exposures")
+def exposures_fragment(request: Request, autotune_id: str) -> Response:
+    """The exposures log alone (HTML rows), which the autotune page re-fetches every few seconds."""
+    found = auth.visitor(request)
+    if found is None or not found.signed_in:
+        return Response("Sign in first.", status_code=401, media_type="text/plain")
+    db = auth.database(request)
+    try:
+        if not auth.could_be_autotune_id(autotune_id):
+            raise NotFound(autotune_service.NOT_FOUND)
+        autotune = autotune_service.get(db, autotune_id)
+    except NotFound:
+        return Response(autotune_service.NOT_FOUND, status_code=404, media_type="text/plain")
+    response = templates.TemplateResponse(
+        request,
+        "_exposures.html",
+        {
+            "exposures": exposures_log.recent(db, autotune.id, limit=EXPOSURES_SHOWN),
+            "variant_names": {variant.id: variant.name for variant in autotune.definition.variants},
+        },
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.get("/autotunes/{autotune_id}/confirm/{action}")
