@@ -90,12 +90,25 @@ def serve(
     if settings.update_interval_seconds < MIN_INTERVAL_SECONDS:
         err.print(f"--update-interval must be at least {MIN_INTERVAL_SECONDS} seconds")
         raise typer.Exit(2)
+    _show_engine_log(settings.log_level)
     scheduler = Scheduler(db, SystemClock(), settings.update_interval_seconds)
     scheduler.start()
     try:
         uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level)
     finally:
         scheduler.stop()
+
+
+def _show_engine_log(level: str) -> None:
+    """Scheduled updates log one line per autotune; show them next to uvicorn's own lines."""
+    import logging
+
+    engine_log = logging.getLogger("openautotune.engine")
+    if not engine_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     engine: %(message)s"))
+        engine_log.addHandler(handler)
+    engine_log.setLevel(level.upper())
 
 
 def _parse_time(text: str) -> int:
