@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from openautotune.domain.autotune import Status
 from openautotune.service import autotunes as autotune_service
+from openautotune.service.autotunes import VariantInput
 from openautotune.store import updates
 from openautotune.testing import START_MS, TestApp
 from tests.web.helpers import ADMIN, HOUR_MS, create, csrf_of, insert_records, record, sign_in
@@ -198,3 +199,34 @@ def test_the_exposures_log_fragment(client: TestClient, test_app: TestApp) -> No
     assert "No exposures logged yet." in client.get(f"/autotunes/{made.id}/exposures").text
     assert client.get("/autotunes/nope/exposures").status_code == 404
     assert 'data-refresh="/autotunes/button_color/exposures"' in client.get(f"/autotunes/{made.id}").text
+
+
+def test_a_value_metric_shows_means_per_unit(client: TestClient, test_app: TestApp) -> None:
+    fields = {
+        "name": "Basket value",
+        "variants": [VariantInput("small", {}), VariantInput("large", {})],
+        "success_event": "purchase",
+        "exploration_window": "1hr",
+        "attribution_window": "1hr",
+        "winner_threshold": "95%",
+        "optimization_parameter": "value",
+    }
+    made = autotune_service.create(test_app.db, test_app.clock, ADMIN, fields)
+    made = autotune_service.start(test_app.db, test_app.clock, ADMIN, made.id)
+    body = record(made, START_MS + HOUR_MS, "exploiting", [(100, 20, 0.2, 0.2), (100, 30, 0.8, 0.8)])
+    body["metric"] = "value"
+    body["variants"][0]["total"], body["variants"][1]["total"] = 250.0, 420.0
+    with test_app.db.write() as conn:
+        updates.insert_record(
+            conn,
+            updates.UpdateRecord(
+                made.id, made.created_ms, made.run, START_MS + HOUR_MS, 0, "exploiting", None, None, body
+            ),
+        )
+    sign_in(client, test_app.console_key)
+    page = client.get(f"/autotunes/{made.id}").text
+    assert "Value sum" in page and "Mean" in page and "4.200" in page  # 420 / 100 units
+    data = client.get(HISTORY.format(made.id), headers=test_app.console_headers()).json()["data"]
+    assert data["metric"] == "value"
+    assert [v["mean"] for v in data["updates"][0]["variants"]] == [2.5, 4.2]
+    assert data["statusSentence"] == "large leads with 80% probability of being best; needs 95%."
