@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+import sqlalchemy as sa
+
 from openautotune.domain.autotune import Autotune
-from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
+from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates, query_text
 from openautotune.testing import START_MS
 
 from .conftest import Env
@@ -249,3 +252,38 @@ def test_aggregates_are_kept_per_period(env: Env) -> None:
             as_of_ms=T0 + DAY,
         )
     assert [(r.period, r.units, r.successes) for r in rows] == [(1, 1, 0), (2, 1, 1)]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"success_event_value": "gold"}, {"metadata_field": "price"}, {"optimization_parameter": "value"}],
+)
+def test_the_query_reads_units_by_maturity_range_and_events_by_unit(sqlite_env: Env, overrides: dict[str, str]) -> None:
+    """The plan behind "cost follows new data": a range of the maturity index, one index probe per unit."""
+    autotune = sqlite_env.create(**overrides)
+    sqlite_env.unit(autotune, "u1", 0, T0)
+    sqlite_env.event("u1", T0 + MIN, value="gold", metadata={"price": "1"})
+    text = query_text("sqlite", autotune.definition)
+    params = {
+        "autotune_id": autotune.id,
+        "run": 1,
+        "matured_after": T0,
+        "as_of": T0 + HOUR,
+        "window_ms": HOUR,
+        "event_name": "purchase",
+        "id_type": "userID",
+        "success_value": "gold",
+        "metadata_path": '$."price"',
+    }
+    with sqlite_env.db.read() as conn:
+        plan = [row[3] for row in conn.execute(sa.text("EXPLAIN QUERY PLAN " + text), params)]
+    units = [line for line in plan if " u " in f" {line} "]
+    events = [line for line in plan if " e " in f" {line} "]
+    assert units == [
+        "SEARCH u USING COVERING INDEX ix_units_maturity "
+        "(autotune_id=? AND run=? AND first_exposure_ms>? AND first_exposure_ms<?)"
+    ]
+    assert len(events) == 1
+    assert events[0].startswith("SEARCH e USING ")
+    assert "ix_events_attribution (event_name=? AND id_type=? AND unit_id=? AND time_ms>? AND time_ms<?)" in events[0]
+    assert not any(line.split()[:2] in (["SCAN", "u"], ["SCAN", "e"]) or line.startswith("BLOOM") for line in plan)
