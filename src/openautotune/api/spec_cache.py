@@ -21,6 +21,7 @@ import orjson
 
 from openautotune.service import specs as spec_service
 from openautotune.serving import specs_v1, specs_v2
+from openautotune.serving.cmab import cmab_configs
 from openautotune.serving.evaluate import Evaluator
 from openautotune.serving.validate import validate_v1, validate_v2
 from openautotune.store.database import Database
@@ -72,7 +73,7 @@ def publish(state: spec_service.SpecState) -> Published:
     v1 = specs_v1.render(state.pairs, time_ms)
     validate_v1(v1)
     evaluator = Evaluator.from_specs(v1)
-    v2 = specs_v2.render(state.pairs, time_ms)
+    v2 = specs_v2.render(state.pairs, time_ms, cmab_configs(state.pairs, state.cmab_policies))
     validate_v2(v2)
     return Published(
         changed_ms=state.changed_ms,

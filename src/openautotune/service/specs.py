@@ -7,10 +7,12 @@ also under PostgreSQL's READ COMMITTED (where each statement may see a newer sna
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from openautotune.domain.autotune import Allocation, Autotune
 from openautotune.store import autotunes as autotune_store
+from openautotune.store import contextual as contextual_store
 from openautotune.store import spec_changes
 from openautotune.store.database import Database
 
@@ -19,6 +21,8 @@ from openautotune.store.database import Database
 class SpecState:
     changed_ms: int
     pairs: tuple[tuple[Autotune, Allocation | None], ...]
+    # Contextual autotunes: the latest policy of the current run, {"version", "sampleRate", "config"}.
+    cmab_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def last_change(db: Database) -> int:
@@ -36,7 +40,15 @@ def load(db: Database) -> SpecState:
             changed_ms = spec_changes.last_change(conn)
             autotunes = autotune_store.all_autotunes(conn)
             allocations = autotune_store.latest_allocations(conn)
+            contextual_ids = [a.id for a in autotunes if a.definition.is_contextual]
+            policies = contextual_store.latest_policies(conn, contextual_ids) if contextual_ids else {}
             if spec_changes.last_change(conn) == changed_ms:
                 break
     # After ATTEMPTS busy rounds the last state is served; its marker moved, so the next check renders again.
-    return SpecState(changed_ms, tuple((a, allocations.get(a.id)) for a in autotunes))
+    runs = {a.id: a.run for a in autotunes}
+    cmab = {
+        autotune_id: {"version": p.version, "sampleRate": p.sample_rate, "config": p.config}
+        for autotune_id, p in policies.items()
+        if p.run == runs.get(autotune_id)
+    }
+    return SpecState(changed_ms, tuple((a, allocations.get(a.id)) for a in autotunes), cmab)

@@ -1,6 +1,25 @@
 """Every table, registered on one MetaData (imported by Alembic and by tests)."""
 
-from openautotune.store import audit, autotunes, ingest_tables, keys, server_secrets, spec_changes, updates
+from openautotune.store import (
+    audit,
+    autotunes,
+    contextual,
+    ingest_tables,
+    keys,
+    server_secrets,
+    spec_changes,
+    updates,
+)
 from openautotune.store.metadata import metadata
 
-__all__ = ["audit", "autotunes", "ingest_tables", "keys", "metadata", "server_secrets", "spec_changes", "updates"]
+__all__ = [
+    "audit",
+    "autotunes",
+    "contextual",
+    "ingest_tables",
+    "keys",
+    "metadata",
+    "server_secrets",
+    "spec_changes",
+    "updates",
+]

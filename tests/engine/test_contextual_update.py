@@ -1,0 +1,118 @@
+"""Contextual autotunes through the engine (contextual.md): per-unit features and outcomes from the store,
+one model per variant, the published CMAB weights and the v1 marginal shares, propensities recomputed
+from the version a unit names, and the off-policy value in the update record. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from openautotune.engine import contextual
+from openautotune.engine.update import update_autotune
+from openautotune.service import specs as spec_service
+from openautotune.serving.cmab import cmab_configs
+from openautotune.store import contextual as contextual_store
+from openautotune.store import updates
+from openautotune.store.ingest_tables import units_table
+from tests.engine.conftest import Env
+from tests.stats.contextual.sdk import sdk_score
+
+HOUR = 3_600_000
+# Success probabilities: variant a suits DE users, b suits FR users.
+RATES = {("DE", 0): 0.6, ("DE", 1): 0.1, ("FR", 0): 0.1, ("FR", 1): 0.6}
+
+
+def _serve(env: Env, autotune_id: str, rows: list[dict[str, object]]) -> None:
+    with env.db.write() as conn:
+        conn.execute(units_table.insert(), rows)
+
+
+def _traffic(env: Env, autotune, rng: np.random.Generator, n: int, at_ms: int, choose) -> list[str]:  # type: ignore[no-untyped-def]
+    rows, converted = [], []
+    variants = autotune.definition.variants
+    for i in range(n):
+        country = "DE" if rng.random() < 0.5 else "FR"
+        unit = f"{at_ms}-{i}"
+        user = {"userID": unit, "custom": {"country": country, "age": int(rng.integers(18, 70))}}
+        k, version = choose(user)
+        rows.append(
+            {
+                "autotune_id": autotune.id,
+                "run": autotune.run,
+                "unit_id": unit,
+                "variant_id": variants[k].id,
+                "first_exposure_ms": at_ms + i,
+                "allocation_version": version,
+                "explore": False,
+                "features": user,
+                "propensity": None,
+            }
+        )
+        if rng.random() < RATES[(country, k)]:
+            converted.append(unit)
+    _serve(env, autotune.id, rows)
+    env.events([(unit, at_ms + 10 * 60_000) for unit in converted])
+    return [str(r["unit_id"]) for r in rows]
+
+
+def test_contextual_update_learns_publishes_and_records(env: Env) -> None:
+    autotune = env.create("ctx", is_contextual=True, exploration_window="1hr", feature_list=["country"])
+    rng = np.random.default_rng(4)
+    start = autotune.started_at_ms
+    assert start is not None
+    _traffic(env, autotune, rng, 800, start + 1000, lambda user: (int(rng.integers(0, 2)), autotune.allocation_version))
+
+    exploring = update_autotune(env.db, env.clock, autotune.id, start + 30 * 60_000)
+    assert exploring.updated and exploring.stage is not None and exploring.stage.value == "exploring"
+    outcome = update_autotune(env.db, env.clock, autotune.id, start + 3 * HOUR)
+    assert outcome.updated and outcome.stage is not None and outcome.stage.value == "exploiting"
+    assert outcome.winner_variant_id is None and outcome.allocation_version is not None
+
+    state = spec_service.load(env.db)
+    entries = cmab_configs(state.pairs, state.cmab_policies)
+    entry = entries[autotune.id]
+    assert entry["version"] == outcome.allocation_version and 0.01 <= entry["sampleRate"] < 1
+    a, b = (v.id for v in autotune.definition.variants)
+    config = entry["config"]
+    assert set(config) == {a, b}
+    assert set(config[a]["weightsCategorical"]) == {"country"} and config[a]["records"] + config[b]["records"] == 800
+    de = {"userID": "x", "custom": {"country": "DE"}}
+    fr = {"userID": "y", "custom": {"country": "FR"}}
+    assert sdk_score(config[a], de) > sdk_score(config[b], de)
+    assert sdk_score(config[b], fr) > sdk_score(config[a], fr)
+    assert abs(sum(outcome.weights) - 1) < 1e-9  # v1 gets the policy's marginal shares
+
+    with env.db.read() as conn:
+        propensities = conn.execute(sa.select(units_table.c.propensity).where(units_table.c.autotune_id == autotune.id))
+        assert {p for (p,) in propensities} == {0.5}  # served by the exploration window's equal split
+        record = updates.latest_record(conn, autotune.id, autotune.created_ms)
+    part = record.record["contextual"]
+    assert part["units"] == 800 and [v["id"] for v in part["variants"]] == [a, b]
+    value = part["policyValue"]
+    assert value["personalized"]["dr"] > value["bestSingle"]["drInterval"][1]
+    assert value["uniform"]["drInterval"][0] < 0.35 < value["uniform"]["drInterval"][1]
+
+    # Exploit traffic served by the published version: its propensity is recomputed from that version.
+    with env.db.read() as conn:
+        server = contextual.model_from_json(
+            contextual_store.policies_of_run(conn, autotune.id, autotune.run)[entry["version"]].model
+        )
+
+    def served(user: dict[str, object]) -> tuple[int, int]:
+        return int(server.policy.greedy(server.encoding.transform([user]))[0]), int(entry["version"])
+
+    later = _traffic(env, autotune, rng, 200, start + 3 * HOUR + 1000, served)
+    update_autotune(env.db, env.clock, autotune.id, start + 6 * HOUR)
+    with env.db.read() as conn:
+        rows = conn.execute(
+            sa.select(
+                units_table.c.unit_id, units_table.c.variant_id, units_table.c.features, units_table.c.propensity
+            ).where(units_table.c.unit_id.in_(later))
+        ).all()
+    s = entry["sampleRate"]
+    q = 1 / (np.array([config[a]["records"], config[b]["records"]]) + 1)
+    q = q / q.sum()
+    for _unit, variant_id, _features, propensity in rows:
+        k = [a, b].index(variant_id)
+        assert propensity == pytest.approx((1 - s) + s * q[k])  # each was its version's best variant
