@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from openautotune.clock import Clock, SystemClock
+from openautotune.domain.keys import KeyKind
 from openautotune.service import keys as key_service
 from openautotune.settings import Settings
 from openautotune.store import migrate
 from openautotune.store.database import Database
-from openautotune.store.keys import KeyKind
 
 if TYPE_CHECKING:  # the engine pulls in numpy and scipy: imported only by the commands that need it
     from openautotune.domain.autotune import Allocation, Autotune

@@ -8,10 +8,10 @@ from fastapi import FastAPI
 
 from openautotune.api.app import create_app
 from openautotune.clock import FixedClock
+from openautotune.domain.keys import KeyKind
 from openautotune.service import keys as key_service
 from openautotune.settings import Settings
 from openautotune.store.database import Database
-from openautotune.store.keys import KeyKind
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: a fixed, readable origin for tests
 

@@ -7,8 +7,8 @@ import copy
 import pytest
 from fastapi.testclient import TestClient
 
+from openautotune.domain.keys import KeyKind
 from openautotune.service import keys as key_service
-from openautotune.store.keys import KeyKind
 from openautotune.testing import TestApp
 from tests.api.helpers import BASE, STATSIG_FULL_UPDATE, body, created_id, invalid_properties, put
 

@@ -6,8 +6,8 @@ from fastapi import Request
 
 from openautotune.api.errors import ApiError
 from openautotune.domain.autotune import Actor
+from openautotune.domain.keys import KeyKind, KeyRecord
 from openautotune.service.keys import KeyAuthenticator
-from openautotune.store.keys import KeyKind, KeyRecord
 
 CONSOLE_HEADER = "STATSIG-API-KEY"
 CONSOLE_ACTOR_NAME = "CONSOLE API"

@@ -26,9 +26,9 @@ from openautotune.api.errors import ApiError
 from openautotune.clock import Clock
 from openautotune.domain.autotune import UserIdOverride
 from openautotune.domain.errors import InvalidInput
+from openautotune.domain.keys import KeyRecord
 from openautotune.service import autotunes, overrides
 from openautotune.store.database import Database
-from openautotune.store.keys import KeyRecord
 
 API_VERSION = "20240601"
 BASE = "/console/v1/autotunes"

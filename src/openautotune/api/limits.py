@@ -6,6 +6,10 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 1024 * 1024
+# SDK event batches (up to 1,000-2,000 events) may exceed 1 MiB; a 413 would make the SDK drop
+# the whole batch, so their paths get more room (ingestion bounds the decompressed size itself).
+SDK_BATCH_PATHS = ("/v1/log_event", "/v1/rgstr")
+MAX_SDK_BATCH_BYTES = 16 * 1024 * 1024
 
 
 class _TooLarge(Exception):
@@ -27,22 +31,24 @@ async def _send_413(send: Send, limit: int) -> None:
 class BodySizeLimit:
     """ASGI middleware: 413 in the error shape for bodies over `limit` bytes (declared or streamed)."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES, sdk_batch_limit: int = MAX_SDK_BATCH_BYTES) -> None:
         self.app = app
-        self.limit = limit
+        self.default_limit = limit
+        self.sdk_batch_limit = sdk_batch_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.sdk_batch_limit if scope.get("path", "") in SDK_BATCH_PATHS else self.default_limit
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.limit:
-                    await _send_413(send, self.limit)
+                if declared > limit:
+                    await _send_413(send, limit)
                     return
         received = 0
         started = False
@@ -52,7 +58,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise _TooLarge
             return message
 
@@ -66,4 +72,4 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _send_413(send, self.limit)
+                await _send_413(send, limit)

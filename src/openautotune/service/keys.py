@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from openautotune.clock import Clock
 from openautotune.domain.errors import NotFound
 from openautotune.domain.ids import CLIENT_KEY_PREFIX, CONSOLE_KEY_PREFIX, SERVER_KEY_PREFIX
+from openautotune.domain.keys import KeyKind, KeyRecord
 from openautotune.service import tokens
 from openautotune.store import keys as key_store
 from openautotune.store.database import Database
-from openautotune.store.keys import KeyKind, KeyRecord
 
 PREFIXES = {KeyKind.CONSOLE: CONSOLE_KEY_PREFIX, KeyKind.SERVER: SERVER_KEY_PREFIX, KeyKind.CLIENT: CLIENT_KEY_PREFIX}
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from openautotune.domain.keys import KeyKind, KeyRecord
 from openautotune.store.metadata import EpochMs, metadata
 
 keys_table = sa.Table(
@@ -22,28 +20,6 @@ keys_table = sa.Table(
     sa.Column("created_ms", EpochMs, nullable=False),
     sa.Column("revoked_ms", EpochMs, nullable=True),
 )
-
-
-class KeyKind(StrEnum):
-    CONSOLE = "console"
-    SERVER = "server"
-    CLIENT = "client"
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    id: str
-    kind: KeyKind
-    read_only: bool
-    description: str
-    key_hash: str
-    hint: str
-    created_ms: int
-    revoked_ms: int | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_ms is None
 
 
 def _record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
@@ -100,3 +76,6 @@ def revoke(conn: Connection, key_id: str, now_ms: int) -> bool:
 
 def exists(conn: Connection, key_id: str) -> bool:
     return conn.execute(sa.select(keys_table.c.id).where(keys_table.c.id == key_id)).first() is not None
+
+
+__all__ = ["KeyKind", "KeyRecord", "all_keys", "by_hash", "count", "exists", "insert", "keys_table", "revoke"]
