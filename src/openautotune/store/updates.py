@@ -93,43 +93,41 @@ class RunKey:
     run: int
 
 
+_ADD_TO_CUMULATIVE = """
+INSERT INTO engine_aggregates
+    (autotune_id, incarnation_ms, run, variant_id, period, units, successes, total, total_sq, rejected)
+VALUES (:autotune_id, :incarnation_ms, :run, :variant_id, :period, :units, :successes, :total, :total_sq, :rejected)
+ON CONFLICT (autotune_id, incarnation_ms, run, variant_id, period) DO UPDATE SET
+    units = engine_aggregates.units + excluded.units,
+    successes = engine_aggregates.successes + excluded.successes,
+    total = engine_aggregates.total + excluded.total,
+    total_sq = engine_aggregates.total_sq + excluded.total_sq,
+    rejected = engine_aggregates.rejected + excluded.rejected
+"""
+
+
 def add_to_cumulative(conn: Connection, key: RunKey, new: Iterable[Aggregate]) -> None:
-    """Add one update's newly matured sums to the running totals (inside the update's transaction)."""
-    t = aggregates_table.c
-    for item in new:
-        where = (
-            t.autotune_id == key.autotune_id,
-            t.incarnation_ms == key.incarnation_ms,
-            t.run == key.run,
-            t.variant_id == item.variant_id,
-            t.period == item.period,
-        )
-        changed = conn.execute(
-            aggregates_table.update()
-            .where(*where)
-            .values(
-                units=t.units + item.units,
-                successes=t.successes + item.successes,
-                total=t.total + item.total,
-                total_sq=t.total_sq + item.total_sq,
-                rejected=t.rejected + item.rejected,
-            )
-        ).rowcount
-        if changed == 0:
-            conn.execute(
-                aggregates_table.insert().values(
-                    autotune_id=key.autotune_id,
-                    incarnation_ms=key.incarnation_ms,
-                    run=key.run,
-                    variant_id=item.variant_id,
-                    period=item.period,
-                    units=item.units,
-                    successes=item.successes,
-                    total=item.total,
-                    total_sq=item.total_sq,
-                    rejected=item.rejected,
-                )
-            )
+    """Add one update's newly matured sums to the running totals (inside the update's transaction).
+
+    One upsert (same text on SQLite and PostgreSQL) per (variant, period) row, sent as one executemany.
+    """
+    rows = [
+        {
+            "autotune_id": key.autotune_id,
+            "incarnation_ms": key.incarnation_ms,
+            "run": key.run,
+            "variant_id": item.variant_id,
+            "period": item.period,
+            "units": item.units,
+            "successes": item.successes,
+            "total": item.total,
+            "total_sq": item.total_sq,
+            "rejected": item.rejected,
+        }
+        for item in new
+    ]
+    if rows:
+        conn.execute(sa.text(_ADD_TO_CUMULATIVE), rows)
 
 
 def cumulative(conn: Connection, key: RunKey) -> list[Aggregate]:
