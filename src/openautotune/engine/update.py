@@ -3,6 +3,8 @@
 lock -> newly matured aggregates (SQL) -> cumulative sums -> stats summary -> stage, weights and
 winner -> new allocation when the published thresholds change -> update record. Everything after
 the lock happens in ONE write transaction, so an update is either entirely visible or not at all.
+Contextual autotunes add one step (`engine.contextual.learn`, contextual.md): their policy sets the
+weights, publishes a model with each allocation, and never declares a winner.
 """
 
 from __future__ import annotations
@@ -262,7 +264,7 @@ def _update_locked(conn: Connection, clock: Clock, autotune_id: str, as_of_ms: i
         },
     )
     if learned is not None:
-        record["contextual"] = learned.record
+        record["contextual"] = _finite(learned.record)
     updates.insert_record(
         conn,
         updates.UpdateRecord(
