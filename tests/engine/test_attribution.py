@@ -287,3 +287,36 @@ def test_the_query_reads_units_by_maturity_range_and_events_by_unit(sqlite_env: 
     assert events[0].startswith("SEARCH e USING ")
     assert "ix_events_attribution (event_name=? AND id_type=? AND unit_id=? AND time_ms>? AND time_ms<?)" in events[0]
     assert not any(line.split()[:2] in (["SCAN", "u"], ["SCAN", "e"]) or line.startswith("BLOOM") for line in plan)
+
+
+def test_second_exposure_to_another_variant_does_not_matter_through_ingestion(env: Env) -> None:
+    """Real ingestion: a unit exposed to `a`, then (later) to `b`, then converting, counts once, for `a`."""
+    from openautotune.service.ingest import Ingestor
+
+    autotune = env.create()
+    a, b = (v.id for v in autotune.definition.variants)
+
+    def exposure(variant: str, at: int) -> dict[str, object]:
+        return {
+            "eventName": "statsig::config_exposure",
+            "user": {"userID": "u1"},
+            "time": at,
+            "metadata": {
+                "config": autotune.id,
+                "ruleID": variant,
+                "rulePassed": "true",
+                "configVersion": str(autotune.allocation_version),
+                "reason": "Network",
+            },
+            "secondaryExposures": [],
+        }
+
+    env.clock.set(T0 + DAY)
+    ingestor = Ingestor(env.db, env.clock)
+    result = ingestor.ingest([exposure(a, T0), exposure(b, T0 + 5 * MIN)])
+    assert result.analysable == 2
+    ingestor.ingest([{"eventName": "purchase", "user": {"userID": "u1"}, "time": T0 + 10 * MIN}])
+    ingestor.ingest([exposure(b, T0 + 20 * MIN)])  # a later batch changes nothing either
+    result_by_name = attribute(env, autotune, T0 + DAY)
+    assert set(result_by_name) == {"a"}
+    assert (result_by_name["a"].units, result_by_name["a"].successes) == (1, 1)
