@@ -327,9 +327,10 @@ def simulate(
     ] = "0.05,0.055,0.06",
     users_per_hour: Annotated[int, typer.Option("--users-per-hour", min=1)] = 1000,
     hours: Annotated[int, typer.Option("--hours", min=1)] = 72,
-    delay_minutes: Annotated[
-        float, typer.Option("--delay-minutes", min=0, help="Mean of the exponential conversion delay")
-    ] = 15.0,
+    delay_minutes: Annotated[float, typer.Option("--delay-minutes", min=0, help="Mean conversion delay")] = 15.0,
+    delay_distribution: Annotated[
+        str, typer.Option("--delay-distribution", help="exponential, lognormal, uniform or fixed")
+    ] = "exponential",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     exploration_window: Annotated[str, typer.Option("--exploration-window")] = "24hr",
     attribution_window: Annotated[str, typer.Option("--attribution-window")] = "1hr",
@@ -354,7 +355,12 @@ def simulate(
 
     try:
         config = SimulationConfig(
-            arms=_floats(arms), users_per_hour=users_per_hour, hours=hours, seed=seed, delay_mean_minutes=delay_minutes
+            arms=_floats(arms),
+            users_per_hour=users_per_hour,
+            hours=hours,
+            seed=seed,
+            delay_mean_minutes=delay_minutes,
+            delay_distribution=delay_distribution,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None

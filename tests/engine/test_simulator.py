@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from openautotune.cli import run_simulation, run_study
 from openautotune.engine.simulator import SimulationConfig, SimulationResult
 
@@ -73,3 +75,21 @@ def test_aa_false_winner_rate_is_reported() -> None:
     for result in results:  # updated every hour until a (false) winner, if any
         assert len(result.hours) == 48
         assert sum(1 for h in result.hours if h.pob) == (result.hours_to_winner or 48)
+
+
+@pytest.mark.parametrize("distribution", ["exponential", "lognormal", "uniform", "fixed"])
+def test_delay_distributions_have_the_configured_mean(distribution: str) -> None:
+    import numpy as np
+
+    from openautotune.engine.simulator import _delays
+
+    config = SimulationConfig(arms=ARMS, delay_mean_minutes=20.0, delay_distribution=distribution)
+    delays = _delays(np.random.default_rng(1), config, 200_000)
+    assert delays.min() >= 0
+    assert delays.mean() == pytest.approx(20 * 60_000, rel=0.02)
+    assert bool(delays.std() == 0) == (distribution == "fixed")
+
+
+def test_an_unknown_delay_distribution_is_refused() -> None:
+    with pytest.raises(ValueError, match="delay_distribution"):
+        SimulationConfig(arms=ARMS, delay_distribution="gamma")

@@ -116,6 +116,24 @@ class DirectTraffic:
             attribution.insert_events(conn, events)
 
 
+DELAY_DISTRIBUTIONS = ("exponential", "lognormal", "uniform", "fixed")
+
+
+def _delays(rng: np.random.Generator, config: SimulationConfig, n: int) -> np.ndarray:
+    """Conversion delays in ms, with mean `delay_mean_minutes` whatever the distribution."""
+    mean = config.delay_mean_minutes * MINUTE_MS
+    if config.delay_distribution == "lognormal":
+        sigma = 1.0
+        draws = rng.lognormal(math.log(mean) - sigma * sigma / 2, sigma, size=n) if mean > 0 else np.zeros(n)
+    elif config.delay_distribution == "uniform":
+        draws = rng.uniform(0.0, 2.0 * mean, size=n)
+    elif config.delay_distribution == "fixed":
+        draws = np.full(n, mean)
+    else:
+        draws = rng.exponential(mean, size=n)
+    return np.rint(draws).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     arms: tuple[float, ...]
@@ -123,8 +141,11 @@ class SimulationConfig:
     hours: int = 72
     seed: int = 0
     delay_mean_minutes: float = 15.0
-    """Conversion delays are exponential with this mean; a conversion later than the attribution
-    window could never count, so it is not sent."""
+    """Mean conversion delay; a conversion later than the attribution window could never count, so
+    it is not sent."""
+    delay_distribution: str = "exponential"
+    """`exponential` (memoryless), `lognormal` (sigma 1: most convert fast, a long tail), `uniform`
+    (on [0, 2 x mean]) or `fixed` (every delay = the mean)."""
     start_ms: int = SIMULATION_START_MS
 
     def __post_init__(self) -> None:
@@ -132,6 +153,8 @@ class SimulationConfig:
             raise ValueError("arms: at least two conversion rates between 0 and 1")
         if self.users_per_hour < 1 or self.hours < 1 or self.delay_mean_minutes < 0:
             raise ValueError("users_per_hour and hours must be positive, delay_mean_minutes non-negative")
+        if self.delay_distribution not in DELAY_DISTRIBUTIONS:
+            raise ValueError(f"delay_distribution must be one of {', '.join(DELAY_DISTRIBUTIONS)}")
 
 
 @dataclass(frozen=True)
@@ -206,7 +229,7 @@ def simulate(
         served_ids = traffic.assign(autotune, allocation, unit_ids)
         arms = np.fromiter((variant_index[v] for v in served_ids), dtype=np.int64, count=n)
         converted = rng.random(n) < rates[arms]
-        delays = np.rint(rng.exponential(config.delay_mean_minutes * MINUTE_MS, size=n)).astype(np.int64)
+        delays = _delays(rng, config, n)
         regret = float(np.sum(rates[best] - rates[arms]))
         total_regret += regret
         served = tuple(float(x) for x in np.bincount(arms, minlength=len(rates)) / n)
