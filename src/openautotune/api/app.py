@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from openautotune import __version__
-from openautotune.api import console, docs_page, errors, results, sdk_events, sdk_specs
+from openautotune.api import cmab, console, docs_page, errors, results, sdk_events, sdk_specs
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.limits import BodySizeLimit
 from openautotune.api.spec_cache import SpecCache
@@ -42,12 +42,14 @@ def create_app(
     app.state.ingest = Ingestor(db, app.state.clock)
     app.state.specs = SpecCache(db, settings.specs_refresh_seconds)
     app.state.exposure_batcher = ExposureBatcher(app.state.ingest)
+    app.state.contextual = cmab.ContextualDeciders(db)
     errors.install(app)
     docs_page.install(app)
     app.include_router(console.router)
     app.include_router(results.router)
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)
+    app.include_router(cmab.router)
     app.include_router(web_router.router)
     app.add_middleware(BodySizeLimit)
     return app

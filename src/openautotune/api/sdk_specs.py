@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from openautotune.api import cmab
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
@@ -193,6 +194,9 @@ async def get_config(
     """Evaluate one autotune server-side, exactly as an SDK would for the same specs."""
     authorize(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
+    contextual = await cmab.serve(request, body.configName, body.user, published.changed_ms)
+    if contextual is not None:  # a trained contextual autotune: Thompson sampling, exact propensity
+        return _json(orjson.dumps(contextual))
     evaluation = published.evaluator.evaluate(body.user, body.configName)
     if evaluation is None:
         answer: dict[str, Any] = {"name": body.configName, "value": {}, "rule_id": "", "group": "", "group_name": None}

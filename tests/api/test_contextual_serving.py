@@ -1,0 +1,123 @@
+"""Server-side evaluation of a trained contextual autotune (contextual.md): `/v1/get_config` decides by
+Thompson sampling and stores the exposure with the exact propensity from the bank; the ranked list orders
+every variant by its published score. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from openautotune.engine.contextual_serving import load_deciders
+from openautotune.engine.update import update_autotune
+from openautotune.service import autotunes as autotune_service
+from openautotune.service import specs as spec_service
+from openautotune.serving.cmab import cmab_configs
+from openautotune.store.ingest_tables import events_table, exposures_table, units_table
+from openautotune.testing import TestApp
+from tests.api.helpers import body, created_id
+from tests.stats.contextual.sdk import sdk_score
+
+HOUR = 3_600_000
+
+
+def _trained(client: TestClient, app: TestApp) -> tuple[str, list[str]]:
+    autotune_id = created_id(
+        client, app, name="ctx_serving", explorationWindow="1hr", isContextual=True, featureList=["country"]
+    )
+    assert client.put(f"/console/v1/autotunes/{autotune_id}/start", headers=app.console_headers()).status_code == 200
+    autotune = autotune_service.get(app.db, autotune_id)
+    variants = [v.id for v in autotune.definition.variants]
+    start = autotune.started_at_ms
+    assert start is not None
+    rng = np.random.default_rng(3)
+    units, events = [], []
+    for i in range(600):
+        country = "DE" if i % 2 else "FR"
+        k = int(rng.integers(0, 2))
+        unit = f"u{i}"
+        units.append(
+            {
+                "autotune_id": autotune_id,
+                "run": autotune.run,
+                "unit_id": unit,
+                "variant_id": variants[k],
+                "first_exposure_ms": start + i,
+                "allocation_version": autotune.allocation_version,
+                "explore": True,
+                "features": {"userID": unit, "country": country},
+                "propensity": None,
+            }
+        )
+        good = (country == "DE") == (k == 0)
+        if rng.random() < (0.6 if good else 0.1):
+            events.append(
+                {
+                    "id_type": "userID",
+                    "unit_id": unit,
+                    "event_name": body()["successEvent"],
+                    "value": None,
+                    "metadata": None,
+                    "time_ms": start + 60_000,
+                    "received_ms": start + 60_000,
+                    "dedup_key": f"e{i}",
+                }
+            )
+    with app.db.write() as conn:
+        conn.execute(units_table.insert(), units)
+        conn.execute(events_table.insert(), events)
+    assert update_autotune(app.db, app.clock, autotune_id, start + 3 * HOUR).updated
+    return autotune_id, variants
+
+
+def test_get_config_samples_and_stores_the_exact_propensity(client: TestClient, test_app: TestApp) -> None:
+    autotune_id, variants = _trained(client, test_app)
+    decider = load_deciders(test_app.db)[autotune_id]
+    headers = {"statsig-api-key": test_app.server_key}
+    answers = []
+    for i in range(40):
+        user = {"userID": f"s{i}", "country": "DE" if i % 2 else "FR"}
+        response = client.post("/v1/get_config", json={"configName": autotune_id, "user": user}, headers=headers)
+        assert response.status_code == 200, response.text
+        answers.append((user, response.json()))
+    with test_app.db.read() as conn:
+        stored = {
+            row.unit_id: row
+            for row in conn.execute(sa.select(exposures_table).where(exposures_table.c.autotune_id == autotune_id))
+        }
+    for user, answer in answers:
+        row = stored[user["userID"]]
+        assert answer["group"] in variants and row.rule_id == answer["rule_id"]
+        assert row.config_version == decider.version
+        k = variants.index(answer["group"])
+        expected = decider.bank.probabilities(decider.server.encoding.transform_one(user))[k]
+        assert row.propensity == pytest.approx(expected, rel=1e-12)
+        assert answer["rule_id"] in (answer["group"], answer["group"] + ":explore")
+    # Thompson sampling mostly picks the variant that suits the country.
+    suited = sum(a["group"] == variants[0 if u["country"] == "DE" else 1] for u, a in answers)
+    assert suited >= 28
+
+
+def test_ranked_groups_follow_the_published_scores(client: TestClient, test_app: TestApp) -> None:
+    autotune_id, variants = _trained(client, test_app)
+    state = spec_service.load(test_app.db)
+    config = cmab_configs(state.pairs, state.cmab_policies)[autotune_id]["config"]
+    headers = {"statsig-api-key": test_app.server_key}
+    for country, best in (("DE", variants[0]), ("FR", variants[1])):
+        user = {"userID": "r", "country": country}
+        response = client.post(
+            "/v1/get_cmab_ranked_groups", json={"configName": autotune_id, "user": user}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        ranked = response.json()["rankedGroups"]
+        assert ranked[0]["id"] == best
+        for group in ranked:
+            assert group["score"] == pytest.approx(sdk_score(config[group["id"]], user), abs=1e-9)
+        assert ranked[0]["score"] >= ranked[1]["score"]
+    missing = client.post("/v1/get_cmab_ranked_groups", json={"configName": "nope", "user": {}}, headers=headers)
+    assert missing.status_code == 404 and set(missing.json()) == {"status", "message"}
+    unauthorized = client.post("/v1/get_cmab_ranked_groups", json={"configName": autotune_id, "user": {}})
+    assert unauthorized.status_code == 401
+    malformed = client.post("/v1/get_cmab_ranked_groups", json={"configName": 3}, headers=headers)
+    assert malformed.status_code == 400
