@@ -131,12 +131,17 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(context: BrowserContext) -> Iterator[Page]:
+    """A fresh tab, signed out; fails the test when the page logs an error (e.g. a CSP violation)."""
     context.clear_cookies()
     made = context.new_page()
+    errors: list[str] = []
+    made.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    made.on("pageerror", lambda error: errors.append(str(error)))
     try:
         yield made
     finally:
         made.close()
+    assert not [e for e in errors if "401" not in e], errors
 
 
 def _sign_in(page: Page, server: LiveServer, key: str) -> None:

@@ -30,6 +30,18 @@ WRONG_KEY = "That is not an active console key. Check the key (it starts with co
 EXPIRED_FORM = "This form has expired or did not come from this dashboard. Reload the page and try again."
 READ_ONLY = "Your key is read-only: it can view autotunes but not change them."
 LIST_PAGE_SIZE = 100
+# Pages load only this site's own scripts (no inline script runs: figures travel as JSON data), cannot be
+# framed (no clickjacking of the action buttons), and are never cached (they show live state).
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 EXPOSURES_SHOWN = 25
 MAX_REASON = 1000
 MAX_LIST_PAGE = 1_000_000  # keeps the OFFSET inside a 64-bit integer
@@ -53,7 +65,7 @@ def _render(request: Request, template: str, found: Visitor | None, status_code:
     )
     if found is None:
         auth.store_session(request, response, session)
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(PAGE_HEADERS)
     return response
 
 
