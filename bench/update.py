@@ -37,7 +37,8 @@ from openautotune.domain.autotune import Actor
 from openautotune.engine.update import update_autotune
 from openautotune.service import autotunes as autotune_service
 from openautotune.service.autotunes import VariantInput
-from openautotune.store import migrate
+from openautotune.store import attribution, migrate
+from openautotune.store import autotunes as autotune_store
 from openautotune.store.database import Database, normalise_url
 
 HOUR = 3_600_000
@@ -137,6 +138,26 @@ def timed_update(db: Database, clock: FixedClock, autotune_id: str, as_of: int) 
     return elapsed, outcome.new_units
 
 
+def timed_query(db: Database, autotune_id: str, as_of: int) -> float:
+    with db.read() as conn:
+        autotune = autotune_store.get(conn, autotune_id)
+    assert autotune is not None
+    times = []
+    for _ in range(5):
+        with db.read() as conn:
+            began = time.perf_counter()
+            attribution.matured_aggregates(
+                conn,
+                autotune_id=autotune_id,
+                run=autotune.run,
+                definition=autotune.definition,
+                matured_after_ms=as_of - HOUR,
+                as_of_ms=as_of,
+            )
+            times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
 def run(url: str, units: int, events: int, hours: int) -> dict[str, float]:
     db = Database.from_url(url)
     migrate.upgrade(db.engine)
@@ -161,6 +182,10 @@ def run(url: str, units: int, events: int, hours: int) -> dict[str, float]:
     assert read == units, (read, units)
     full, full_units = timed_update(db, clock, autotune_b, START + (hours + 2) * HOUR)
     assert full_units == units
+    # The attribution SQL alone, read-only and so repeatable: the first and the last hourly window,
+    # median of five runs each. It isolates what could grow with history from fsync and load noise.
+    query_first = timed_query(db, autotune_a, START + 2 * HOUR)
+    query_last = timed_query(db, autotune_a, START + (hours + 1) * HOUR)
     db.dispose()
     first5, last5 = statistics.median(hourly[:5]), statistics.median(hourly[-5:])
     return {
@@ -172,6 +197,9 @@ def run(url: str, units: int, events: int, hours: int) -> dict[str, float]:
         "last5": last5,
         "ratio5": last5 / first5,
         "per_hour_units": units / hours,
+        "query_first": query_first,
+        "query_last": query_last,
+        "query_ratio": query_last / query_first,
     }
 
 
@@ -195,6 +223,10 @@ def report(name: str, result: dict[str, float], hours: int) -> None:
         f"{name}: hourly update (~{result['per_hour_units']:,.0f} new units): 1st {result['first'] * 1000:.0f} ms, "
         f"{hours}th {result['last'] * 1000:.0f} ms, ratio {result['ratio']:.2f}; median of first/last five "
         f"{result['first5'] * 1000:.0f}/{result['last5'] * 1000:.0f} ms, ratio {result['ratio5']:.2f}"
+    )
+    print(
+        f"{name}: attribution query alone, first/last hourly window (median of 5): "
+        f"{result['query_first'] * 1000:.1f}/{result['query_last'] * 1000:.1f} ms, ratio {result['query_ratio']:.2f}"
     )
 
 
