@@ -164,6 +164,10 @@ def test_sign_in_and_list(page: Page, web_server: LiveServer, seeded: dict[str, 
     expect(rows.nth(1)).to_contain_text("draft")
     IMAGES.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(IMAGES / "dashboard-list.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(rows).to_have_count(2)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the list scrolls sideways at phone width"
+    page.set_viewport_size({"width": 1200, "height": 900})
 
 
 def test_autotune_page_charts(page: Page, web_server: LiveServer, seeded: dict[str, Any]) -> None:
