@@ -10,12 +10,13 @@ import sqlalchemy as sa
 
 from openautotune.engine import contextual
 from openautotune.engine.update import update_autotune
+from openautotune.service import autotunes as autotune_service
 from openautotune.service import specs as spec_service
 from openautotune.serving.cmab import cmab_configs
 from openautotune.store import contextual as contextual_store
 from openautotune.store import updates
 from openautotune.store.ingest_tables import units_table
-from tests.engine.conftest import Env
+from tests.engine.conftest import ACTOR, Env
 from tests.stats.contextual.sdk import sdk_score
 
 HOUR = 3_600_000
@@ -96,7 +97,9 @@ def test_contextual_update_learns_publishes_and_records(env: Env) -> None:
     # Exploit traffic served by the published version: its propensity is recomputed from that version.
     with env.db.read() as conn:
         server = contextual.model_from_json(
-            contextual_store.policies_of_run(conn, autotune.id, autotune.run)[entry["version"]].model
+            contextual_store.policies_of_run(conn, autotune.id, autotune.created_ms, autotune.run)[
+                entry["version"]
+            ].model
         )
 
     def served(user: dict[str, object]) -> tuple[int, int]:
@@ -116,3 +119,61 @@ def test_contextual_update_learns_publishes_and_records(env: Env) -> None:
     for _unit, variant_id, _features, propensity in rows:
         k = [a, b].index(variant_id)
         assert propensity == pytest.approx((1 - s) + s * q[k])  # each was its version's best variant
+
+
+def test_value_metric_lower_is_better_and_a_recreated_autotune_starts_afresh(env: Env) -> None:
+    autotune = env.create(
+        "ctxv", is_contextual=True, exploration_window="1hr", optimization_parameter="value", higher_is_better=False
+    )
+    start = autotune.started_at_ms
+    assert start is not None
+    rng = np.random.default_rng(5)
+    rows, converted = [], []
+    for i in range(400):
+        age = int(rng.integers(18, 70))
+        k = i % 2
+        unit = f"v{i}"
+        rows.append(
+            {
+                "autotune_id": autotune.id,
+                "run": autotune.run,
+                "unit_id": unit,
+                "variant_id": autotune.definition.variants[k].id,
+                "first_exposure_ms": start + i,
+                "allocation_version": autotune.allocation_version,
+                "explore": True,
+                "features": {"userID": unit, "custom": {"age": age}},
+                "propensity": None,
+            }
+        )
+        # Cost: variant a is cheap for the young, b for the old (lower is better).
+        cost = (age if k == 0 else 90 - age) + rng.normal(0, 5)
+        converted.append((unit, round(cost, 2)))
+    _serve(env, autotune.id, rows)
+    for unit, cost in converted:
+        env.event(unit, start + 60_000, value=str(cost))
+    outcome = update_autotune(env.db, env.clock, autotune.id, start + 3 * HOUR)
+    assert outcome.updated and outcome.allocation_version is not None
+    state = spec_service.load(env.db)
+    entry = cmab_configs(state.pairs, state.cmab_policies)[autotune.id]
+    assert entry["higherIsBetter"] is False
+    a, b = (v.id for v in autotune.definition.variants)
+    young, old = {"custom": {"age": 20}}, {"custom": {"age": 70}}
+    assert sdk_score(entry["config"][a], young) < sdk_score(entry["config"][b], young)  # a is cheaper
+    assert sdk_score(entry["config"][b], old) < sdk_score(entry["config"][a], old)
+    assert entry["config"][a]["alpha"] < 0  # the exploration bonus points towards lower costs
+    with env.db.read() as conn:
+        record = updates.latest_record(conn, autotune.id, autotune.created_ms)
+    assert record is not None
+    part = record.record["contextual"]
+    assert {v["id"]: v["successes"] for v in part["variants"]} == {a: None, b: None}
+    value = part["policyValue"]
+    assert value["personalized"]["dr"] < value["bestSingle"]["dr"]  # lower is better
+
+    # Deleted and created again under the same id: the old policy is not served.
+    autotune_service.delete(env.db, env.clock, ACTOR, autotune.id)
+    env.clock.advance(1000)
+    again = env.create("ctxv", is_contextual=True, exploration_window="1hr")
+    assert again.id == autotune.id
+    state = spec_service.load(env.db)
+    assert "config" not in cmab_configs(state.pairs, state.cmab_policies)[again.id]

@@ -221,7 +221,7 @@ def learn(conn: Connection, autotune: Autotune, as_of_ms: int, exploring: bool) 
         )
         if unit.variant_id in index
     ]
-    filled = _propensities(rows, index, store.policies_of_run(conn, autotune.id, autotune.run), k)
+    filled = _propensities(rows, index, store.policies_of_run(conn, autotune.id, autotune.created_ms, autotune.run), k)
     store.set_propensities(conn, autotune.id, autotune.run, filled)
     if exploring or not rows:
         message = "exploring: equal split" if exploring else "no matured unit yet"
@@ -292,6 +292,7 @@ def save(conn: Connection, autotune: Autotune, version: int, as_of_ms: int, lear
         conn,
         store.Policy(
             autotune_id=autotune.id,
+            incarnation_ms=autotune.created_ms,
             run=autotune.run,
             version=version,
             as_of_ms=as_of_ms,

@@ -81,7 +81,7 @@ def load_deciders(db: Database) -> dict[str, Decider]:
     deciders: dict[str, Decider] = {}
     for autotune in autotunes:
         policy = policies.get(autotune.id)
-        if policy is None or policy.run != autotune.run:
+        if policy is None or (policy.incarnation_ms, policy.run) != (autotune.created_ms, autotune.run):
             continue
         server = model_from_json(policy.model)
         by_id = {variant.id: variant for variant in autotune.definition.variants}

@@ -45,10 +45,10 @@ def load(db: Database) -> SpecState:
             if spec_changes.last_change(conn) == changed_ms:
                 break
     # After ATTEMPTS busy rounds the last state is served; its marker moved, so the next check renders again.
-    runs = {a.id: a.run for a in autotunes}
+    runs = {a.id: (a.created_ms, a.run) for a in autotunes}
     cmab = {
         autotune_id: {"version": p.version, "sampleRate": p.sample_rate, "config": p.config}
         for autotune_id, p in policies.items()
-        if p.run == runs.get(autotune_id)
+        if (p.incarnation_ms, p.run) == runs.get(autotune_id)
     }
     return SpecState(changed_ms, tuple((a, allocations.get(a.id)) for a in autotunes), cmab)

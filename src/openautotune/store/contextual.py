@@ -36,6 +36,8 @@ policies_table = sa.Table(
     "contextual_policies",
     metadata,
     sa.Column("autotune_id", sa.String(200), primary_key=True),
+    # The autotune's creation time: an autotune deleted and created again under the same id starts afresh.
+    sa.Column("incarnation_ms", EpochMs, primary_key=True),
     sa.Column("run", sa.Integer, primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("as_of_ms", EpochMs, nullable=False),
@@ -48,6 +50,7 @@ policies_table = sa.Table(
 @dataclass(frozen=True)
 class Policy:
     autotune_id: str
+    incarnation_ms: int
     run: int
     version: int
     as_of_ms: int
@@ -75,6 +78,7 @@ def _json(value: Any) -> Any:
 def _policy(row: Any) -> Policy:
     return Policy(
         autotune_id=row.autotune_id,
+        incarnation_ms=int(row.incarnation_ms),
         run=int(row.run),
         version=int(row.version),
         as_of_ms=int(row.as_of_ms),
@@ -88,6 +92,7 @@ def insert_policy(conn: Connection, policy: Policy) -> None:
     conn.execute(
         policies_table.insert().values(
             autotune_id=policy.autotune_id,
+            incarnation_ms=policy.incarnation_ms,
             run=policy.run,
             version=policy.version,
             as_of_ms=policy.as_of_ms,
@@ -101,15 +106,23 @@ def insert_policy(conn: Connection, policy: Policy) -> None:
 def latest_policies(
     conn: Connection, autotune_ids: Sequence[str] | None = None, *, with_model: bool = False
 ) -> dict[str, Policy]:
-    """The newest policy (greatest run, then version) of each autotune that has one; `model` is only
-    read when asked for (spec rendering needs the SDK weights alone)."""
+    """The newest policy (latest incarnation, then greatest run, then version) of each autotune that has
+    one; `model` is only read when asked for (spec rendering needs the SDK weights alone)."""
     t = policies_table
     newer = sa.alias(t, "newer")
-    columns = [t.c.autotune_id, t.c.run, t.c.version, t.c.as_of_ms, t.c.sample_rate, t.c.config]
+    columns = [t.c.autotune_id, t.c.incarnation_ms, t.c.run, t.c.version, t.c.as_of_ms, t.c.sample_rate, t.c.config]
     query = sa.select(*columns, *([t.c.model] if with_model else [])).where(
         ~sa.exists().where(
             newer.c.autotune_id == t.c.autotune_id,
-            sa.or_(newer.c.run > t.c.run, sa.and_(newer.c.run == t.c.run, newer.c.version > t.c.version)),
+            sa.or_(
+                newer.c.incarnation_ms > t.c.incarnation_ms,
+                sa.and_(newer.c.incarnation_ms == t.c.incarnation_ms, newer.c.run > t.c.run),
+                sa.and_(
+                    newer.c.incarnation_ms == t.c.incarnation_ms,
+                    newer.c.run == t.c.run,
+                    newer.c.version > t.c.version,
+                ),
+            ),
         )
     )
     if autotune_ids is not None:
@@ -117,9 +130,11 @@ def latest_policies(
     return {row.autotune_id: _policy(row) for row in conn.execute(query)}
 
 
-def policies_of_run(conn: Connection, autotune_id: str, run: int) -> dict[int, Policy]:
+def policies_of_run(conn: Connection, autotune_id: str, incarnation_ms: int, run: int) -> dict[int, Policy]:
     t = policies_table
-    rows = conn.execute(sa.select(t).where(t.c.autotune_id == autotune_id, t.c.run == run))
+    rows = conn.execute(
+        sa.select(t).where(t.c.autotune_id == autotune_id, t.c.incarnation_ms == incarnation_ms, t.c.run == run)
+    )
     return {int(row.version): _policy(row) for row in rows}
 
 

@@ -17,13 +17,14 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('contextual_policies',
     sa.Column('autotune_id', sa.String(length=200), nullable=False),
+    sa.Column('incarnation_ms', sa.BigInteger(), nullable=False),
     sa.Column('run', sa.Integer(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('as_of_ms', sa.BigInteger(), nullable=False),
     sa.Column('sample_rate', sa.Float(), nullable=False),
     sa.Column('config', sa.JSON(), nullable=False),
     sa.Column('model', sa.JSON(), nullable=False),
-    sa.PrimaryKeyConstraint('autotune_id', 'run', 'version', name=op.f('pk_contextual_policies'))
+    sa.PrimaryKeyConstraint('autotune_id', 'incarnation_ms', 'run', 'version', name=op.f('pk_contextual_policies'))
     )
 
 
