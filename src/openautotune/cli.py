@@ -304,7 +304,10 @@ def run_study(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    # forkserver: workers are forked from a fresh single-threaded process, so a lock some thread of
+    # this process happens to hold (a server thread in a test session, say) cannot be inherited.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
         for result in pool.map(_run_one, jobs):
             results.append(result)
