@@ -121,3 +121,15 @@ def test_ranked_groups_follow_the_published_scores(client: TestClient, test_app:
     assert unauthorized.status_code == 401
     malformed = client.post("/v1/get_cmab_ranked_groups", json={"configName": 3}, headers=headers)
     assert malformed.status_code == 400
+
+
+def test_results_show_coefficients_and_policy_value(client: TestClient, test_app: TestApp) -> None:
+    autotune_id, variants = _trained(client, test_app)
+    response = client.get(f"/console/v1/autotunes/{autotune_id}/results", headers=test_app.console_headers())
+    assert response.status_code == 200, response.text
+    part = response.json()["data"]["contextual"]
+    assert [v["id"] for v in part["variants"]] == variants
+    assert all(set(v["weightsCategorical"]) == {"country"} for v in part["variants"])
+    value = part["policyValue"]
+    assert value["personalized"]["dr"] > value["bestSingle"]["drInterval"][1]
+    assert value["personalized"]["effectiveSampleSize"] > 0

@@ -47,6 +47,11 @@ class ResultsData(BaseModel):
     metric: str = Field(description="occurrence or value")
     allocationVersion: int
     message: str | None = Field(description="Why the data does not yet support a decision, if it does not")
+    contextual: dict[str, Any] | None = Field(
+        default=None,
+        description="Contextual autotunes only: per-variant coefficients and the off-policy value of the "
+        "personalized policy against the best single variant and a uniform split (docs/contextual.md)",
+    )
 
 
 class ResultsAnswer(BaseModel):
@@ -56,7 +61,7 @@ class ResultsAnswer(BaseModel):
 
 def results_json(results: Results) -> dict[str, Any]:
     winner = results.winner
-    return {
+    answer: dict[str, Any] = {
         "id": results.id,
         "stage": results.stage.value,
         "asOf": results.as_of_ms,
@@ -81,6 +86,9 @@ def results_json(results: Results) -> dict[str, Any]:
         "allocationVersion": results.allocation_version,
         "message": results.message,
     }
+    if results.contextual is not None:
+        answer["contextual"] = results.contextual
+    return answer
 
 
 @router.get("/{id}/results", response_model=ResultsAnswer, summary="Read Autotune Results")

@@ -42,6 +42,8 @@ class Results:
     allocation_version: int
     variants: tuple[VariantResult, ...]
     message: str | None
+    # Contextual autotunes: the update record's `contextual` part (coefficients, policy value; docs/contextual.md).
+    contextual: dict[str, Any] | None = None
 
 
 def _float(value: Any) -> float:
@@ -95,4 +97,5 @@ def read_results(db: Database, autotune: Autotune) -> Results:
         allocation_version=autotune.allocation_version,
         variants=tuple(variants),
         message=diagnostics.get("message") if isinstance(diagnostics, dict) else None,
+        contextual=record.record.get("contextual") if record is not None else None,
     )
