@@ -6,8 +6,10 @@
    point estimate only) fitted per variant on the same design matrix, in the same run.
 2. One server-side decision: encode one user, then Thompson sampling from a bank of 1,000 posterior
    draws with the exact propensity, against the published policy's argmax on the same context.
+3. One engine update through the store (SQLite file, `--engine-units`, default 20,000 matured units with
+   the same features): a contextual autotune against a plain one on the same units and events.
 
-    .venv/bin/python bench/contextual.py [--units 100000] [--repeats 3]
+    .venv/bin/python bench/contextual.py [--units 100000] [--repeats 3] [--engine-units 20000]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,10 +32,18 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from openautotune.clock import FixedClock
+from openautotune.domain.autotune import Actor
+from openautotune.engine.update import update_autotune
+from openautotune.service import autotunes as autotune_service
+from openautotune.service.autotunes import VariantInput
 from openautotune.stats.contextual.features import encode_training
 from openautotune.stats.contextual.models import GaussianPrior, ModelFit, fit_occurrence
 from openautotune.stats.contextual.policy import LinearPolicy, ThompsonBank
 from openautotune.stats.contextual.publish import sample_rate
+from openautotune.store import migrate
+from openautotune.store.database import Database
+from openautotune.store.ingest_tables import events_table, units_table
 
 VARIANTS = 10
 NUMERIC = 15
@@ -75,6 +86,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--decisions", type=int, default=5_000)
+    parser.add_argument("--engine-units", type=int, default=20_000)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     users, actions, rewards = make_units(args.units, rng)
@@ -128,6 +140,72 @@ def main() -> None:
     print(f"Thompson (1000 draws)       {thompson_s * per:8.1f} us/decision (with exact propensity)")
     print(f"published argmax            {published_s * per:8.1f} us/decision")
     print(f"ratio Thompson / argmax     {thompson_s / published_s:8.2f}x")
+    engine_update(args.engine_units)
+
+
+def engine_update(n: int) -> None:
+    """One update of a contextual and of a plain autotune over the same n matured units (SQLite file)."""
+    rng = np.random.default_rng(1)
+    users, actions, rewards = make_units(n, rng)
+    with tempfile.TemporaryDirectory() as directory:
+        db = Database.from_url(f"sqlite:///{directory}/bench.db")
+        migrate.upgrade(db.engine)
+        clock = FixedClock(1_767_225_600_000)
+        actor = Actor(id="bench", name="bench")
+        seconds = {}
+        for name, contextual in (("plain", False), ("contextual", True)):
+            fields = {
+                "name": name,
+                "variants": [VariantInput(f"v{k}", {"k": k}) for k in range(VARIANTS)],
+                "success_event": f"goal_{name}",
+                "exploration_window": "1hr",
+                "attribution_window": "1hr",
+                "winner_threshold": "99%",
+                "is_contextual": contextual,
+            }
+            autotune = autotune_service.start(db, clock, actor, autotune_service.create(db, clock, actor, fields).id)
+            start = autotune.started_at_ms or 0
+            variant_ids = [v.id for v in autotune.definition.variants]
+            with db.write() as conn:
+                conn.execute(
+                    units_table.insert(),
+                    [
+                        {
+                            "autotune_id": autotune.id,
+                            "run": autotune.run,
+                            "unit_id": user["userID"],
+                            "variant_id": variant_ids[int(actions[i])],
+                            "first_exposure_ms": start + i,
+                            "allocation_version": autotune.allocation_version,
+                            "explore": True,
+                            "features": user,
+                            "propensity": None,
+                        }
+                        for i, user in enumerate(users)
+                    ],
+                )
+                conn.execute(
+                    events_table.insert(),
+                    [
+                        {
+                            "id_type": "userID",
+                            "unit_id": users[i]["userID"],
+                            "event_name": f"goal_{name}",
+                            "value": None,
+                            "metadata": None,
+                            "time_ms": start + i + 1,
+                            "received_ms": start + i + 1,
+                            "dedup_key": f"{name}-{i}",
+                        }
+                        for i in np.flatnonzero(rewards)
+                    ],
+                )
+            began = time.perf_counter()
+            assert update_autotune(db, clock, autotune.id, start + 3 * 3_600_000).updated
+            seconds[name] = time.perf_counter() - began
+        db.dispose()
+    print(f"engine update, {n} units: plain {seconds['plain']:.3f} s, contextual {seconds['contextual']:.3f} s")
+    print(f"ratio contextual / plain update {seconds['contextual'] / seconds['plain']:8.2f}x")
 
 
 if __name__ == "__main__":
