@@ -71,8 +71,10 @@ def test_too_little_data_keeps_the_prior_with_a_message() -> None:
     assert prior.mean[0] == pytest.approx(np.log(0.1 / 0.9))
     no_success = fit_occurrence(*_logistic_data(100, 4)[:1], np.zeros(100), prior)
     assert no_success.on_prior and "no success" in no_success.message
-    enough = fit_occurrence(*_logistic_data(MIN_UNITS, 5), prior)
-    assert not enough.on_prior or enough.successes == 0
+    X20 = _logistic_data(MIN_UNITS, 5)[0]
+    enough = fit_occurrence(X20, np.r_[1.0, np.zeros(MIN_UNITS - 1)], prior)  # 20 units, one success: fitted
+    assert not enough.on_prior and enough.units == MIN_UNITS and enough.successes == 1
+    assert "fitted on 20 units" in enough.message
     value = fit_value(X, y, NormalInverseGammaPrior.default(4))
     assert value.on_prior and "at least 20" in value.message
 
