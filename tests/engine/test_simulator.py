@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from openautotune.cli import run_simulation, run_study
 from openautotune.engine.simulator import SimulationConfig, SimulationResult
+from openautotune.simulation import run_simulation, run_study
 
 ARMS = (0.05, 0.055, 0.065)
 
