@@ -1,7 +1,8 @@
 """A contextual autotune end to end with the real core SDK (`statsig-python-core==0.24.2`): the untrained
 entry splits by hash, exposures and success events arrive over HTTP, an update trains the models and
 publishes `cmab_configs`, the SDK then exploits by the published scores (and explores on its slice), and
-the next update stores each unit's propensity under the version it was served by."""
+the next update stores each unit's propensity under the version it was served by. The legacy SDK gets the
+policy's marginal shares as a plain split."""
 
 from __future__ import annotations
 
@@ -100,6 +101,12 @@ def test_core_sdk_runs_a_contextual_autotune(live_server: LiveServer) -> None:
         return max((de_id, fr_id), key=lambda group: sdk_score(config[group], user))
 
     assert best({"country": "DE"}) == de_id and best({"country": "FR"}) == fr_id
+
+    # The legacy SDK cannot score models: it gets the policy's marginal shares as a plain split.
+    assert abs(sum(outcome.weights) - 1) < 1e-9 and min(outcome.weights) > 0.2
+    with SdkProcess("legacy", live_server) as legacy:
+        plain = legacy.evaluate(autotune_id, _users("ctx-legacy", 200))
+    assert {rule_id for rule_id, _n, _v in plain} == {de_id, fr_id}
 
     second = _users("ctx-b", 400)
     with SdkProcess("core", live_server) as sdk:
