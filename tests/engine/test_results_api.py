@@ -54,7 +54,7 @@ def test_results_before_start_after_start_and_after_updates(client: TestClient, 
     assert client.put(f"{BASE}/{autotune_id}/start", headers=test_app.console_headers()).status_code == 200
     started = results(client, test_app, autotune_id)
     assert (started["stage"], started["asOf"]) == ("exploring", None)
-    assert [(v["units"], v["weight"]) for v in started["variants"]] == [(0, 0.5), (0, 0.5)]
+    assert [(v["units"], v["mean"], v["weight"]) for v in started["variants"]] == [(0, 0.0, 0.0), (0, 0.0, 0.0)]
 
     env = Env(db=test_app.db, clock=test_app.clock)
     autotune = autotune_service.get(test_app.db, autotune_id)
@@ -96,3 +96,37 @@ def test_results_are_documented_in_openapi(client: TestClient) -> None:
     assert schema["$ref"].endswith("/ResultsAnswer")
     data = spec["components"]["schemas"]["ResultsData"]["properties"]
     assert set(data) >= KEYS
+
+
+def test_weights_follow_the_latest_update_then_a_manual_decision(client: TestClient, test_app: TestApp) -> None:
+    created = client.post(BASE, json=BODY, headers=test_app.console_headers())
+    autotune_id = created.json()["data"]["id"]
+    assert client.put(f"{BASE}/{autotune_id}/start", headers=test_app.console_headers()).status_code == 200
+    env = Env(db=test_app.db, clock=test_app.clock)
+    autotune = autotune_service.get(test_app.db, autotune_id)
+    env.units(
+        autotune, [(f"r{i}", 0, START_MS + 1) for i in range(300)] + [(f"b{i}", 1, START_MS + 1) for i in range(300)]
+    )
+    env.events(
+        [(f"r{i}", START_MS + 2) for i in range(30)] + [(f"b{i}", START_MS + 2) for i in range(36)], name="click"
+    )
+    outcome = update_autotune(test_app.db, test_app.clock, autotune_id, START_MS + 25 * HOUR)
+    assert outcome.updated and outcome.winner_variant_id is None  # 12% vs 10%: not decided at 99%
+
+    exploiting = results(client, test_app, autotune_id)
+    assert exploiting["stage"] == "exploiting"
+    weights = [v["weight"] for v in exploiting["variants"]]
+    assert weights == pytest.approx(list(outcome.weights)) and 0.0 < weights[0] < weights[1] < 1.0
+    assert [v["probabilityOfBest"] for v in exploiting["variants"]] == pytest.approx(list(outcome.pob))
+
+    decided = client.put(
+        f"{BASE}/{autotune_id}/make_decision",
+        json={"id": "red", "decisionReason": "cheaper"},
+        headers=test_app.console_headers(),
+    )
+    assert decided.status_code == 200, decided.text
+    finished = results(client, test_app, autotune_id)
+    assert finished["stage"] == "finished"
+    assert finished["winner"]["name"] == "red"
+    assert [v["weight"] for v in finished["variants"]] == [1.0, 0.0]
+    assert finished["asOf"] == exploiting["asOf"]  # the statistics are still the latest update's

@@ -33,7 +33,9 @@ class VariantResultOut(BaseModel):
     ciLow: float = Field(description="Lower end of the 95% equal-tailed credible interval")
     ciHigh: float = Field(description="Upper end of the 95% equal-tailed credible interval")
     probabilityOfBest: float
-    weight: float = Field(description="Share of traffic currently served to this variant")
+    weight: float = Field(
+        description="Traffic weight the latest update computed (0 before it); finished: 1 for the winner, else 0"
+    )
     total: float = Field(description="Sum of the outcomes (value metrics; equals successes for occurrence)")
 
 

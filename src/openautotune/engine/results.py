@@ -1,9 +1,9 @@
 """An autotune's current results, read from its latest update record (reads only, never writes).
 
 The stage is the autotune's own when it is a draft or finished, else the stage of the latest update of
-its current run (`exploring` before the first one). Numbers come from that record; before the first
-update every count and statistic is zero. `weight` is the share of traffic currently served: the
-weights of the latest published allocation of the current run (0 for a draft).
+its current run (`exploring` before the first one). Every number comes from that record, so before the
+first update all are zero; `weight` is the weight that update computed, except that a finished
+autotune shows what it serves: 1 for the winner, 0 for the others.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from openautotune.domain.autotune import Autotune, Stage, Status, Variant
-from openautotune.store import autotunes as autotune_store
 from openautotune.store import updates
 from openautotune.store.database import Database
 
@@ -62,15 +61,12 @@ def read_results(db: Database, autotune: Autotune) -> Results:
     """The results of `autotune`'s current run (the caller has read the autotune, so it exists)."""
     with db.read() as conn:
         record = updates.latest_record(conn, autotune.id, autotune.created_ms, autotune.run)
-        allocation = autotune_store.latest_allocation(conn, autotune.id)
-    served: tuple[float, ...] = ()
-    if allocation is not None and allocation.run == autotune.run and autotune.status is not Status.DRAFT:
-        served = allocation.weights
+    winner_id = autotune.winner_variant_id if autotune.status is Status.FINISHED else None
     by_id: dict[str, dict[str, Any]] = {}
     if record is not None:
         by_id = {item["id"]: item for item in record.record.get("variants", []) if isinstance(item, dict)}
     variants = []
-    for index, variant in enumerate(autotune.definition.variants):
+    for variant in autotune.definition.variants:
         item = by_id.get(variant.id, {})
         variants.append(
             VariantResult(
@@ -83,7 +79,7 @@ def read_results(db: Database, autotune: Autotune) -> Results:
                 ci_low=_float(item.get("ciLow")),
                 ci_high=_float(item.get("ciHigh")),
                 probability_of_best=_float(item.get("probabilityOfBest")),
-                weight=float(served[index]) if index < len(served) else 0.0,
+                weight=_float(item.get("weight")) if winner_id is None else float(variant.id == winner_id),
             )
         )
     diagnostics = record.record.get("diagnostics", {}) if record is not None else {}
