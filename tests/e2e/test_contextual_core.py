@@ -110,7 +110,8 @@ def test_core_sdk_runs_a_contextual_autotune(live_server: LiveServer) -> None:
 
     second = _users("ctx-b", 400)
     with SdkProcess("core", live_server) as sdk:
-        sdk.wait_for_rule(autotune_id, {"userID": "probe-x", "country": "DE"}, de_id)
+        probe = next(f"probe-{i}" for i in range(10_000) if cmab_bucket(entry["salt"], f"probe-{i}") >= rate * 10000)
+        sdk.wait_for_rule(autotune_id, {"userID": probe, "country": "DE"}, de_id)  # on the exploit path
         served = sdk.evaluate(autotune_id, second, log_exposures=True)
     exploited = 0
     for user, (rule_id, _name, _value) in zip(second, served, strict=True):

@@ -177,3 +177,22 @@ def test_value_metric_lower_is_better_and_a_recreated_autotune_starts_afresh(env
     assert again.id == autotune.id
     state = spec_service.load(env.db)
     assert "config" not in cmab_configs(state.pairs, state.cmab_policies)[again.id]
+
+
+def test_fits_are_prepared_outside_the_write_transaction_and_stale_ones_are_ignored(env: Env) -> None:
+    autotune = env.create("ctxp", is_contextual=True, exploration_window="1hr", feature_list=["country"])
+    start = autotune.started_at_ms
+    assert start is not None
+    rng = np.random.default_rng(9)
+    _traffic(env, autotune, rng, 300, start + 1000, lambda user: (int(rng.integers(0, 2)), autotune.allocation_version))
+    assert contextual.prepare(env.db, "no-such-autotune", start) is None
+    prepared = contextual.prepare(env.db, autotune.id, start + 3 * HOUR)
+    assert prepared is not None and not prepared.exploring and prepared.learned.config is not None
+    assert len(prepared.filled) == 300
+    stale = contextual.Prepared(prepared.incarnation_ms, prepared.run + 1, False, {}, prepared.learned)
+    with env.db.write() as conn:
+        learned = contextual.learn(conn, autotune, start + 3 * HOUR, False, stale)  # recomputed, fills propensities
+    assert learned.record["units"] == 300
+    with env.db.read() as conn:
+        values = conn.execute(sa.select(units_table.c.propensity).where(units_table.c.autotune_id == autotune.id))
+        assert {p for (p,) in values} == {0.5}

@@ -26,7 +26,7 @@ from typing import Any, Final
 import numpy as np
 from sqlalchemy.engine import Connection
 
-from openautotune.domain.autotune import Autotune
+from openautotune.domain.autotune import Autotune, Status
 from openautotune.stats.contextual.features import CategoricalFeature, Encoding, NumericFeature, encode_training
 from openautotune.stats.contextual.models import (
     GaussianPrior,
@@ -38,7 +38,10 @@ from openautotune.stats.contextual.models import (
 from openautotune.stats.contextual.offpolicy import Logs, PolicyValue, compare
 from openautotune.stats.contextual.policy import LinearPolicy, ThompsonBank
 from openautotune.stats.contextual.publish import cmab_config, raw_weights, sample_rate
+from openautotune.store import autotunes as autotune_store
 from openautotune.store import contextual as store
+from openautotune.store import updates
+from openautotune.store.database import Database
 
 BOOTSTRAP: Final = 200
 BANK_SIZE: Final = 1000
@@ -208,24 +211,84 @@ def _value_json(value: PolicyValue) -> dict[str, Any]:
     }
 
 
-def learn(conn: Connection, autotune: Autotune, as_of_ms: int, exploring: bool) -> Learned:
-    """The contextual step of one update (see the module doc); writes only propensities."""
+@dataclass(frozen=True)
+class Prepared:
+    """The contextual step computed before the update's write transaction (reads only)."""
+
+    incarnation_ms: int
+    run: int
+    exploring: bool
+    filled: dict[str, float]
+    learned: Learned
+
+
+def prepare(db: Database, autotune_id: str, as_of_ms: int) -> Prepared | None:
+    """Read and fit outside the write transaction, so ingestion is not blocked while models are fitted
+    (SQLite has one writer). None when there is nothing contextual to do at `as_of_ms`."""
+    with db.read() as conn:
+        autotune = autotune_store.get(conn, autotune_id)
+        if (
+            autotune is None
+            or not autotune.definition.is_contextual
+            or autotune.status is not Status.RUNNING
+            or autotune.started_at_ms is None
+        ):
+            return None
+        last = updates.last_as_of(conn, autotune.id, autotune.created_ms)
+        if last is not None and as_of_ms <= last:
+            return None
+        exploring = as_of_ms < autotune.started_at_ms + autotune.definition.exploration_ms
+        rows, policies = _read(conn, autotune, as_of_ms)
+    filled, learned = _compute(autotune, rows, policies, as_of_ms, exploring)
+    return Prepared(autotune.created_ms, autotune.run, exploring, filled, learned)
+
+
+def _read(conn: Connection, autotune: Autotune, as_of_ms: int) -> tuple[list[store.UnitRow], dict[int, store.Policy]]:
+    known = {variant.id for variant in autotune.definition.variants}
+    rows = [
+        unit
+        for unit in store.matured_units(
+            conn, autotune_id=autotune.id, run=autotune.run, definition=autotune.definition, as_of_ms=as_of_ms
+        )
+        if unit.variant_id in known
+    ]
+    return rows, store.policies_of_run(conn, autotune.id, autotune.created_ms, autotune.run)
+
+
+def learn(
+    conn: Connection, autotune: Autotune, as_of_ms: int, exploring: bool, prepared: Prepared | None = None
+) -> Learned:
+    """The contextual step of one update (see the module doc); writes only propensities. Uses `prepared`
+    when it was computed for this incarnation, run and stage, else computes here."""
+    usable = prepared is not None and (prepared.incarnation_ms, prepared.run, prepared.exploring) == (
+        autotune.created_ms,
+        autotune.run,
+        exploring,
+    )
+    if prepared is not None and usable:
+        filled, learned = prepared.filled, prepared.learned
+    else:
+        rows, policies = _read(conn, autotune, as_of_ms)
+        filled, learned = _compute(autotune, rows, policies, as_of_ms, exploring)
+    store.set_propensities(conn, autotune.id, autotune.run, filled)
+    return learned
+
+
+def _compute(
+    autotune: Autotune,
+    rows: list[store.UnitRow],
+    policies: dict[int, store.Policy],
+    as_of_ms: int,
+    exploring: bool,
+) -> tuple[dict[str, float], Learned]:
     definition = autotune.definition
     variant_ids = [variant.id for variant in definition.variants]
     index = {variant_id: k for k, variant_id in enumerate(variant_ids)}
     k = len(variant_ids)
-    rows = [
-        unit
-        for unit in store.matured_units(
-            conn, autotune_id=autotune.id, run=autotune.run, definition=definition, as_of_ms=as_of_ms
-        )
-        if unit.variant_id in index
-    ]
-    filled = _propensities(rows, index, store.policies_of_run(conn, autotune.id, autotune.created_ms, autotune.run), k)
-    store.set_propensities(conn, autotune.id, autotune.run, filled)
+    filled = _propensities(rows, index, policies, k)
     if exploring or not rows:
         message = "exploring: equal split" if exploring else "no matured unit yet"
-        return Learned(None, 1.0, None, None, {"units": len(rows), "message": message})
+        return filled, Learned(None, 1.0, None, None, {"units": len(rows), "message": message})
     features = [unit.features for unit in rows]
     encoding, design = encode_training(features, definition.feature_list)
     actions = np.array([index[unit.variant_id] for unit in rows], dtype=np.int64)
@@ -281,7 +344,7 @@ def learn(conn: Connection, autotune: Autotune, as_of_ms: int, exploring: bool) 
         "propensitiesFilled": len(filled),
     }
     weights = tuple(float(w) for w in shares / shares.sum())
-    return Learned(weights, rate, config, model_to_json(encoding, variant_ids, fits, policy), record)
+    return filled, Learned(weights, rate, config, model_to_json(encoding, variant_ids, fits, policy), record)
 
 
 def save(conn: Connection, autotune: Autotune, version: int, as_of_ms: int, learned: Learned) -> None:

@@ -126,8 +126,9 @@ def update_autotune(
     if not taken:
         return _skip(autotune_id, as_of_ms, LOCKED)
     try:
+        prepared = contextual.prepare(db, autotune_id, as_of_ms)  # contextual fits, before the write transaction
         with db.write() as conn:
-            return _update_locked(conn, clock, autotune_id, as_of_ms)
+            return _update_locked(conn, clock, autotune_id, as_of_ms, prepared)
     finally:
         with db.write() as conn:
             updates.unlock(conn, autotune_id, owner)
@@ -150,7 +151,9 @@ def update_running(
     return outcomes
 
 
-def _update_locked(conn: Connection, clock: Clock, autotune_id: str, as_of_ms: int) -> UpdateOutcome:
+def _update_locked(
+    conn: Connection, clock: Clock, autotune_id: str, as_of_ms: int, prepared: contextual.Prepared | None = None
+) -> UpdateOutcome:
     autotune = autotune_store.get(conn, autotune_id, for_update=True)
     reason = _skip_reason(conn, autotune, as_of_ms)
     if reason is not None or autotune is None or autotune.started_at_ms is None:
@@ -183,7 +186,7 @@ def _update_locked(conn: Connection, clock: Clock, autotune_id: str, as_of_ms: i
     if not exploring and summary.enough_data and summary.pob[summary.leader] >= definition.threshold:
         winner_index = summary.leader
     # Contextual autotunes: the personalized policy decides the weights and never declares a winner.
-    learned = contextual.learn(conn, autotune, as_of_ms, exploring) if definition.is_contextual else None
+    learned = contextual.learn(conn, autotune, as_of_ms, exploring, prepared) if definition.is_contextual else None
     if learned is not None:
         winner_index = None
         weights = learned.weights if learned.weights is not None else weights
