@@ -74,6 +74,7 @@ def _trained(client: TestClient, app: TestApp) -> tuple[str, list[str]]:
 def test_get_config_samples_and_stores_the_exact_propensity(client: TestClient, test_app: TestApp) -> None:
     autotune_id, variants = _trained(client, test_app)
     decider = load_deciders(test_app.db)[autotune_id]
+    test_app.app.state.contextual.rng = np.random.default_rng(0)  # the server's generator, seeded for the test
     headers = {"statsig-api-key": test_app.server_key}
     answers = []
     for i in range(40):
