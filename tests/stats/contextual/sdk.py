@@ -1,16 +1,18 @@
-"""The core SDK's CMAB scoring rule, written from sdk-core-protocol.md alone (not from the encoder).
+"""The core SDK's CMAB scoring rule, written from sdk-core-protocol.md and from probing the real SDK
+(`statsig-python-core` 0.24.2, see tests/e2e/test_contextual_weights_core.py), not from the encoder.
 
 ``score = intercept + alpha + sum_f weightsCategorical[f][str(user[f])] + sum_f weightsNumerical[f] *
 float(user[f])``; feature values from the top-level fields userID, email, ip, country, locale,
-appVersion, userAgent, then ``custom``, names case-insensitive; numeric strings count as numbers; a
-missing feature, an unparsable number or an unseen category adds 0.
+appVersion, userAgent (name matched case-insensitively), then ``custom[f]``, then ``custom[f.lower()]``;
+numeric strings count as numbers; numbers as category strings in shortest positional form (3.0 -> "3");
+a missing feature, an unparsable number or an unseen category adds 0.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 TOP_LEVEL = {name.lower() for name in ("userID", "email", "ip", "country", "locale", "appVersion", "userAgent")}
@@ -23,8 +25,7 @@ def lookup(user: Mapping[str, Any], feature: str) -> Any:
             if key.lower() == wanted and value not in (None, ""):
                 return value
     custom = user.get("custom") or {}
-    others = (v for k, v in custom.items() if k.lower() == wanted)
-    value = custom[feature] if feature in custom else next(others, None)
+    value = custom[feature] if feature in custom else custom.get(wanted)
     if value in (None, "") or isinstance(value, (list, dict)):
         return None
     return value
@@ -57,7 +58,10 @@ def as_string(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    text = format(Decimal(repr(float(value))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def sdk_score(group: Mapping[str, Any], user: Mapping[str, Any]) -> float:

@@ -14,11 +14,11 @@ from openautotune.stats.contextual.features import (
 )
 
 
-def test_lookup_prefers_top_level_fields_then_custom_case_insensitively() -> None:
-    user = {"userID": "u1", "Country": "DE", "custom": {"Age": 30, "country": "FR", "plan": ""}}
+def test_lookup_prefers_top_level_fields_then_custom() -> None:
+    user = {"userID": "u1", "Country": "DE", "custom": {"age": 30, "country": "FR", "plan": ""}}
     assert user_value(user, "country") == "DE"
     assert user_value(user, "COUNTRY") == "DE"
-    assert user_value(user, "age") == 30
+    assert user_value(user, "Age") == 30
     assert user_value(user, "userid") == "u1"
     assert user_value({"custom": {"country": "FR"}}, "country") == "FR"
     assert user_value(user, "plan") is None
@@ -26,11 +26,13 @@ def test_lookup_prefers_top_level_fields_then_custom_case_insensitively() -> Non
     assert user_value({"custom": {"tags": ["a"]}}, "tags") is None
 
 
-def test_exact_spelling_wins_over_another_casing() -> None:
-    user = {"custom": {"AGE": 1, "age": 2}}
+def test_custom_keys_are_read_as_spelt_then_in_lower_case_like_the_sdk() -> None:
+    user = {"custom": {"AGE": 1, "age": 2, "Plan": "pro"}}
     assert user_value(user, "age") == 2
     assert user_value(user, "AGE") == 1
-    assert user_value(user, "Age") == 1
+    assert user_value(user, "Age") == 2  # "Age" is absent, "age" is not
+    assert user_value(user, "Plan") == "pro"
+    assert user_value(user, "plan") is None  # the SDK never reads "Plan" for a feature named "plan"
 
 
 @pytest.mark.parametrize(
@@ -51,6 +53,10 @@ def test_category_strings() -> None:
     assert as_category(True) == "true"
     assert as_category(3) == "3"
     assert as_category(2.5) == "2.5"
+    assert as_category(3.0) == "3"  # as the SDK writes numbers (probed)
+    assert as_category(1e20) == "100000000000000000000"
+    assert as_category(1.5e-7) == "0.00000015"
+    assert as_category(-0.0) == "-0"
     assert as_category("") is None
     assert as_category(None) is None
 

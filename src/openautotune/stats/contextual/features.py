@@ -2,9 +2,12 @@
 
 The rules (spec: contextual.md, "Features"; sdk-core-protocol.md, "Contextual autotunes"):
 
-- A feature's value is looked up the way the core SDK looks it up when it scores a user: the top-level
-  fields ``userID``, ``email``, ``ip``, ``country``, ``locale``, ``appVersion``, ``userAgent`` first,
-  then the keys of ``custom``; names are case-insensitive (an exact spelling wins over another casing).
+- A feature's value is looked up the way the core SDK (``statsig-python-core`` 0.24.2, probed in
+  ``tests/e2e/test_contextual_weights_core.py``) looks it up when it scores a user: the top-level fields
+  ``userID``, ``email``, ``ip``, ``country``, ``locale``, ``appVersion``, ``userAgent`` first (the feature
+  name matched case-insensitively), then ``custom[name]``, then ``custom[name.lower()]``. So a feature
+  published as ``Age`` reads ``custom["Age"]`` or ``custom["age"]``, but one published as ``age`` never
+  reads ``custom["Age"]``.
 - Candidates: ``featureList`` when given (each name resolved as above), otherwise every ``custom`` key
   seen in the data.
 - Missing: absent, ``None``, the empty string, or a list/object (which the SDK cannot score).
@@ -14,7 +17,9 @@ The rules (spec: contextual.md, "Features"; sdk-core-protocol.md, "Contextual au
   categorical. A feature never observed is dropped.
 - Categorical: the ``MAX_CATEGORIES`` (25) most frequent values (ties broken by value) each covering
   more than ``MIN_COVERAGE`` (1%) of the units get a column; other values add 0. Values are compared as
-  strings: a string as is, ``true``/``false`` for booleans, numbers as JSON writes them.
+  strings: a string as is, ``true``/``false`` for booleans, integers in decimal, other numbers in the
+  shortest positional form that reads back the same (``3.0`` -> ``3``, ``1e20`` -> ``100000000000000000000``,
+  ``1.5e-7`` -> ``0.00000015``), as the SDK writes them.
 - Numeric: the raw number, 0 when missing or unparsable, so a missing value adds 0 to the raw-unit
   score exactly as in the SDK.
 
@@ -28,7 +33,6 @@ the *average context* is the unit vector ``(1, 0, ..., 0)``.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -76,17 +80,9 @@ def _top_level_value(user: User, canonical: str) -> object:
     return next((value for key, value in user.items() if key.lower() == lower), None)
 
 
-def _fold(custom: Mapping[str, object]) -> dict[str, object]:
-    folded: dict[str, object] = {}
-    for key, value in custom.items():
-        folded.setdefault(key.lower(), value)
-    return folded
-
-
 def _values(user: User, names: Sequence[str], tops: Sequence[str | None]) -> list[object | None]:
     """The values of ``names`` for one user (``tops``: each name's canonical top-level field or None)."""
     custom = _custom_of(user)
-    folded: dict[str, object] | None = None
     out: list[object | None] = []
     for name, top in zip(names, tops, strict=True):
         if top is not None:
@@ -96,9 +92,7 @@ def _values(user: User, names: Sequence[str], tops: Sequence[str | None]) -> lis
                 continue
         value = custom.get(name, _MISSING)
         if value is _MISSING:
-            if folded is None:
-                folded = _fold(custom)
-            value = folded.get(name.lower())
+            value = custom.get(name.lower())
         out.append(value if _present(value) else None)
     return out
 
@@ -140,8 +134,14 @@ def as_category(value: object) -> str | None:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return str(value)
     if isinstance(value, (int, float)):
-        return json.dumps(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            return str(value)
+        return np.format_float_positional(number, trim="-") if math.isfinite(number) else str(number)
     return str(value)
 
 
