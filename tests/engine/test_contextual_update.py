@@ -13,6 +13,7 @@ from openautotune.engine.update import update_autotune
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import specs as spec_service
 from openautotune.serving.cmab import cmab_configs
+from openautotune.stats.contextual.models import ModelFit
 from openautotune.store import contextual as contextual_store
 from openautotune.store import updates
 from openautotune.store.ingest_tables import units_table
@@ -196,3 +197,11 @@ def test_fits_are_prepared_outside_the_write_transaction_and_stale_ones_are_igno
     with env.db.read() as conn:
         values = conn.execute(sa.select(units_table.c.propensity).where(units_table.c.autotune_id == autotune.id))
         assert {p for (p,) in values} == {0.5}
+
+
+def test_a_model_with_non_finite_weights_is_not_published() -> None:
+    fine = ModelFit("occurrence", np.zeros(2), np.eye(2), 30, 3, False, "", 1, np.eye(2), None, None)
+    broken = ModelFit("occurrence", np.array([0.0, np.nan]), np.eye(2), 30, 3, False, "", 1, np.eye(2), None, None)
+    assert contextual.publishable([fine, fine], np.zeros(2))
+    assert not contextual.publishable([fine, broken], np.zeros(2))
+    assert not contextual.publishable([fine, fine], np.array([0.0, np.inf]))

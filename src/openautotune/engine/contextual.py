@@ -177,11 +177,23 @@ def _propensities(
             out.update({unit.unit_id: 1.0 / k for unit in group})
             continue
         server = model_from_json(policy.model)
-        design = server.encoding.transform([unit.features for unit in group])
-        served = [server.variant_ids.index(unit.variant_id) for unit in group]
+        known = [unit for unit in group if unit.variant_id in server.variant_ids]
+        out.update({unit.unit_id: 1.0 / k for unit in group if unit.variant_id not in server.variant_ids})
+        if not known:
+            continue
+        design = server.encoding.transform([unit.features for unit in known])
+        served = [server.variant_ids.index(unit.variant_id) for unit in known]
         values = server.policy.propensity(design, served)
-        out.update({unit.unit_id: float(p) for unit, p in zip(group, values, strict=True)})
+        out.update({unit.unit_id: float(p) for unit, p in zip(known, values, strict=True)})
     return out
+
+
+def publishable(fits: Sequence[ModelFit], alphas: np.ndarray) -> bool:
+    """Every weight, covariance and bonus finite: one non-finite number would make validation refuse the
+    whole v2 document (and PostgreSQL's json refuse the row), freezing every autotune's specs."""
+    return bool(np.all(np.isfinite(alphas))) and all(
+        bool(np.all(np.isfinite(fit.mean)) and np.all(np.isfinite(fit.covariance))) for fit in fits
+    )
 
 
 def _fit(optimizes_value: bool, design: np.ndarray, outcome: np.ndarray, actions: np.ndarray, k: int) -> list[ModelFit]:
@@ -300,6 +312,9 @@ def _compute(
     higher = not definition.lower_is_better
     rate = sample_rate(len(rows), k, definition.longterm_exploration_allocation)
     policy = LinearPolicy.from_fits(encoding, fits, rate, definition.exploration_window_rate, higher)
+    if not publishable(fits, policy.alphas):
+        message = "a model has non-finite weights (extreme feature values?): the previous policy stays"
+        return filled, Learned(None, rate, None, None, {"units": len(rows), "message": message})
     config = cmab_config(
         encoding, dict(zip(variant_ids, fits, strict=True)), definition.exploration_window_rate, higher
     )
