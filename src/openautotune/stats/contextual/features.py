@@ -97,11 +97,29 @@ def _values(user: User, names: Sequence[str], tops: Sequence[str | None]) -> lis
     return out
 
 
+def _kept(value: object) -> object | None:
+    return value if _present(value) else None
+
+
 def feature_columns(users: Sequence[User], names: Sequence[str]) -> list[list[object | None]]:
-    """The value of each feature (one list per name) for every user, ``None`` when missing."""
-    tops = [_TOP_BY_LOWER.get(name.lower()) for name in names]
-    rows = [_values(user, names, tops) for user in users]
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in names]
+    """The value of each feature (one list per name) for every user, ``None`` when missing; the same
+    values as ``_values`` per user, read a column at a time (list comprehensions: several times faster)."""
+    customs = [_custom_of(user) for user in users]
+    columns: list[list[object | None]] = []
+    for name in names:
+        raw = [custom.get(name, _MISSING) for custom in customs]
+        lower = name.lower()
+        if lower != name:
+            raw = [custom.get(lower) if v is _MISSING else v for v, custom in zip(raw, customs, strict=True)]
+        column = [_kept(None if v is _MISSING else v) for v in raw]
+        top = _TOP_BY_LOWER.get(lower)
+        if top is not None:
+            for i, user in enumerate(users):
+                value = _top_level_value(user, top)
+                if _present(value):
+                    column[i] = value
+        columns.append(column)
+    return columns
 
 
 def user_value(user: User, name: str) -> object | None:
@@ -281,11 +299,7 @@ def candidate_features(users: Iterable[User], feature_list: Sequence[str] | None
                 seen.add(name.lower())
                 names.append(name)
         return tuple(names)
-    counts: dict[str, int] = {}
-    for user in users:
-        for key, value in _custom_of(user).items():
-            if _present(value):
-                counts[key] = counts.get(key, 0) + 1
+    counts = Counter(key for user in users for key, value in _custom_of(user).items() if _present(value))
     spellings: dict[str, list[tuple[int, str]]] = {}
     for key, count in counts.items():
         spellings.setdefault(key.lower(), []).append((-count, key))
