@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from openautotune.domain import windows
-from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
+from openautotune.domain.allocation import exploration_weights, winner_weights
 from openautotune.domain.autotune import Definition, Variant
 from openautotune.domain.errors import InvalidInput
 from openautotune.domain.ids import autotune_id_from_name
@@ -52,25 +48,6 @@ def test_winner_threshold() -> None:
 )
 def test_autotune_id_from_name(name: str, expected: str) -> None:
     assert autotune_id_from_name(name) == expected
-
-
-@given(st.lists(st.floats(min_value=0, max_value=1, allow_nan=False), min_size=1, max_size=20))
-def test_thresholds_are_cumulative_and_end_at_1000(raw: list[float]) -> None:
-    total = sum(raw) or 1.0
-    weights = [w / total for w in raw] if sum(raw) else [1.0 / len(raw)] * len(raw)
-    thresholds = cumulative_thresholds(weights)
-    assert thresholds[-1] == 1000
-    assert all(a <= b for a, b in itertools.pairwise(thresholds))
-    running = 0.0
-    for weight, threshold in zip(weights[:-1], thresholds[:-1], strict=False):
-        running += weight
-        assert abs(threshold - 1000 * running) <= 0.5 + 1e-9
-
-
-def test_thresholds_examples() -> None:
-    assert cumulative_thresholds([1 / 3, 1 / 3, 1 / 3]) == (333, 667, 1000)
-    assert cumulative_thresholds([0.5, 0.5]) == (500, 1000)
-    assert cumulative_thresholds([0.0, 1.0, 0.0]) == (0, 1000, 1000)
 
 
 def _definition(sizes: list[float | None]) -> Definition:

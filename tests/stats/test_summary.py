@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from openautotune.domain.allocation import cumulative_thresholds
 from openautotune.stats import (
     BetaPosterior,
     NormalPosterior,
@@ -14,7 +15,6 @@ from openautotune.stats import (
     posterior_from_params,
     probability_of_best,
     summarize,
-    thresholds,
 )
 
 
@@ -71,7 +71,7 @@ def test_no_units_at_all_is_a_result_with_a_message() -> None:
         assert "no variant has mature units" in summary.message
         assert summary.pob == (0.25, 0.25, 0.25, 0.25)
         assert summary.weights == pytest.approx((0.25,) * 4, abs=1e-15)
-        assert thresholds(summary.weights) == (250, 500, 750, 1000)
+        assert cumulative_thresholds(summary.weights) == (250, 500, 750, 1000)
 
 
 def test_one_empty_variant_keeps_a_share_but_blocks_a_winner() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from openautotune.domain.autotune import Definition
@@ -23,18 +24,17 @@ def winner_weights(definition: Definition, winner_id: str) -> tuple[float, ...]:
 
 
 def cumulative_thresholds(weights: Sequence[float]) -> tuple[int, ...]:
-    """`T_i = round(1000 * (w_1 + ... + w_i))`, non-decreasing, the last exactly 1000.
+    """`T_i = round(1000 * (w_1 + ... + w_i))`, rounded half up, non-decreasing, the last exactly 1000.
 
-    Rounding the running sum (not each weight) keeps the total at 1000 with no drift.
+    Each prefix is summed with `math.fsum` (not a running float sum), so rounding never drifts along
+    the list; the tiny epsilon makes exact halves (0.0005 -> 0.5 thousandths) round up despite their
+    binary representation. Forcing the last to 1000 maps every bucket 0..999 to a variant.
     """
+    values = [float(weight) for weight in weights]
     thresholds: list[int] = []
-    running = 0.0
-    previous = 0
-    for weight in weights:
-        running += weight
-        threshold = min(BUCKETS, max(previous, round(BUCKETS * running)))
-        thresholds.append(threshold)
-        previous = threshold
+    for index in range(1, len(values) + 1):
+        rounded = min(BUCKETS, math.floor(math.fsum(values[:index]) * BUCKETS + 0.5 + 1e-9))
+        thresholds.append(max(rounded, thresholds[-1]) if thresholds else rounded)
     if thresholds:
         thresholds[-1] = BUCKETS
     return tuple(thresholds)

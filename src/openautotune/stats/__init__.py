@@ -4,15 +4,7 @@ Pure functions and frozen dataclasses over plain values and numpy arrays (numpy 
 no I/O, no clock, no global state, no randomness except a generator passed in by the caller.
 """
 
-from openautotune.stats.allocation import (
-    BUCKETS,
-    equal_split,
-    leader,
-    size_split,
-    thresholds,
-    weights,
-    winner,
-)
+from openautotune.stats.allocation import leader, weights, winner
 from openautotune.stats.pob import SUM_TOLERANCE, QuadratureError, monte_carlo_pob, probability_of_best
 from openautotune.stats.posteriors import (
     DEFAULT_WEAK_PRIOR,
@@ -30,7 +22,6 @@ from openautotune.stats.posteriors import (
 from openautotune.stats.summary import METRIC_KINDS, MetricKind, Summary, VariantAggregate, VariantSummary, summarize
 
 __all__ = [
-    "BUCKETS",
     "DEFAULT_WEAK_PRIOR",
     "METRIC_KINDS",
     "NORMAL_MIN_UNITS",
@@ -47,15 +38,12 @@ __all__ = [
     "VariantSummary",
     "WeakPrior",
     "beta_posterior",
-    "equal_split",
     "leader",
     "monte_carlo_pob",
     "normal_posterior",
     "posterior_from_params",
     "probability_of_best",
-    "size_split",
     "summarize",
-    "thresholds",
     "weights",
     "winner",
 ]
