@@ -7,9 +7,8 @@ from fastapi import Request
 from openautotune.api.errors import ApiError
 from openautotune.domain.autotune import Actor
 from openautotune.domain.keys import KeyKind, KeyRecord
-from openautotune.service.keys import KeyAuthenticator
+from openautotune.service.keys import CONSOLE_HEADER, KeyAuthenticator, require_console_key
 
-CONSOLE_HEADER = "STATSIG-API-KEY"
 CONSOLE_ACTOR_NAME = "CONSOLE API"
 FORBIDDEN = "Forbidden resource"
 
@@ -21,14 +20,7 @@ def _authenticator(request: Request) -> KeyAuthenticator:
 
 def console_key(request: Request) -> KeyRecord:
     """Any active console key (reads)."""
-    raw = request.headers.get(CONSOLE_HEADER)
-    record = _authenticator(request).authenticate(raw)
-    if record is None or record.kind is not KeyKind.CONSOLE:
-        raise ApiError(
-            401,
-            f"This endpoint only accepts an active CONSOLE key, but an invalid key was sent. Key: {raw or ''}",
-        )
-    return record
+    return require_console_key(_authenticator(request), request.headers.get(CONSOLE_HEADER))
 
 
 def writable_console_key(request: Request) -> KeyRecord:

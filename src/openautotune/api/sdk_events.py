@@ -16,11 +16,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from openautotune.api.auth import CONSOLE_HEADER
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.service.ingest import BatchResult, Ingestor
-from openautotune.service.keys import KeyAuthenticator
+from openautotune.service.keys import CONSOLE_HEADER, KeyAuthenticator
 
 
 class RejectedEvent(BaseModel):

@@ -19,7 +19,7 @@ from openautotune.domain.autotune import Actor, Allocation, Autotune, Definition
 from openautotune.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from openautotune.domain.ids import autotune_id_from_name
 from openautotune.service import tokens
-from openautotune.store import audit, ingest, spec_changes, updates
+from openautotune.store import audit, contextual, ingest, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
 from openautotune.store.database import Database
 
@@ -223,6 +223,7 @@ def delete(db: Database, clock: Clock, actor: Actor, autotune_id: str) -> None:
         # A namesake created later starts at run 1 again: it must not inherit this one's data.
         ingest.forget_autotune(conn, autotune_id)
         updates.delete_autotune(conn, autotune_id)
+        contextual.delete_policies(conn, autotune_id)
         _record(conn, "delete", actor, now, before, None)
 
 

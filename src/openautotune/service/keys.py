@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from openautotune.clock import Clock
-from openautotune.domain.errors import NotFound
+from openautotune.domain.errors import NotFound, Unauthorized
 from openautotune.domain.ids import CLIENT_KEY_PREFIX, CONSOLE_KEY_PREFIX, SERVER_KEY_PREFIX
 from openautotune.domain.keys import KeyKind, KeyRecord
 from openautotune.service import tokens
@@ -99,3 +99,16 @@ class KeyAuthenticator:
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()
+
+
+CONSOLE_HEADER = "STATSIG-API-KEY"
+
+
+def require_console_key(authenticator: KeyAuthenticator, raw_key: str | None) -> KeyRecord:
+    """The active console key behind `raw_key`, or Statsig's exact 401 (console-api.md)."""
+    record = authenticator.authenticate(raw_key)
+    if record is None or record.kind is not KeyKind.CONSOLE:
+        raise Unauthorized(
+            f"This endpoint only accepts an active CONSOLE key, but an invalid key was sent. Key: {raw_key or ''}"
+        )
+    return record

@@ -7,14 +7,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from openautotune.api.auth import console_key
 from openautotune.domain.errors import NotFound
+from openautotune.domain.keys import KeyRecord
 from openautotune.service import autotunes as autotune_service
+from openautotune.service.keys import CONSOLE_HEADER, require_console_key
 from openautotune.store.database import Database
 from openautotune.web import series, views
 from openautotune.web.auth import could_be_autotune_id, points_cache
 
 router = APIRouter(tags=["Autotune results"])
+
+
+def console_key(request: Request) -> KeyRecord:
+    """Any active console key, with the Console API's exact 401 (the check lives in service.keys)."""
+    return require_console_key(request.app.state.keys, request.headers.get(CONSOLE_HEADER))
+
+
 MESSAGE = "Autotune results history read successfully."
 
 
