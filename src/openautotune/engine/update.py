@@ -227,20 +227,16 @@ def _update_locked(
             contextual.save(conn, autotune, published, as_of_ms, learned)
         spec_changes.bump(conn, now)
     if winner_index is not None:
-        audit.record(
+        audit.record_change(
             conn,
-            audit.AuditEntry(
-                autotune_id=autotune.id,
-                key_id=ENGINE_ACTOR.id,
-                actor_name=ENGINE_ACTOR.name,
-                at_ms=now,
-                action="make_decision",
-                detail=(
-                    f"winner {definition.variants[winner_index].name!r}: probability of best "
-                    f"{summary.pob[winner_index]:.6f} >= {definition.threshold:g} at as_of {as_of_ms}"
-                ),
-                before=autotune_store.autotune_to_json(autotune),
-                after=autotune_store.autotune_to_json(after),
+            "make_decision",
+            ENGINE_ACTOR,
+            now,
+            autotune,
+            after,
+            detail=(
+                f"winner {definition.variants[winner_index].name!r}: probability of best "
+                f"{summary.pob[winner_index]:.6f} >= {definition.threshold:g} at as_of {as_of_ms}"
             ),
         )
     new_units = sum(item.units for item in new)

@@ -87,21 +87,7 @@ def _record(
     after: Autotune | None,
     detail: str = "",
 ) -> None:
-    subject = after or before
-    assert subject is not None
-    audit.record(
-        conn,
-        audit.AuditEntry(
-            autotune_id=subject.id,
-            key_id=actor.id,
-            actor_name=actor.name,
-            at_ms=now_ms,
-            action=action,
-            detail=detail,
-            before=autotune_store.autotune_to_json(before) if before else None,
-            after=autotune_store.autotune_to_json(after) if after else None,
-        ),
-    )
+    audit.record_change(conn, action, actor, now_ms, before, after, detail)
     spec_changes.bump(conn, now_ms)
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from openautotune.domain.autotune import Actor, Autotune
+from openautotune.store.autotunes import autotune_to_json
 from openautotune.store.metadata import EpochMs, metadata
 
 audit_table = sa.Table(
@@ -49,6 +51,34 @@ def record(conn: Connection, entry: AuditEntry) -> None:
             before=entry.before,
             after=entry.after,
         )
+    )
+
+
+def record_change(
+    conn: Connection,
+    action: str,
+    actor: Actor,
+    at_ms: int,
+    before: Autotune | None,
+    after: Autotune | None,
+    detail: str = "",
+) -> None:
+    """Audit one change of an autotune with full snapshots before and after (None: created/deleted)."""
+    subject = after or before
+    if subject is None:
+        raise ValueError("an audited change needs a state before or after it")
+    record(
+        conn,
+        AuditEntry(
+            autotune_id=subject.id,
+            key_id=actor.id,
+            actor_name=actor.name,
+            at_ms=at_ms,
+            action=action,
+            detail=detail,
+            before=autotune_to_json(before) if before else None,
+            after=autotune_to_json(after) if after else None,
+        ),
     )
 
 
