@@ -25,6 +25,9 @@ install-dev: $(VENV)/.installed-dev
 serve: $(VENV)/.installed
 	$(BIN)/openautotune serve
 
+demo: $(VENV)/.installed
+	$(BIN)/openautotune demo
+
 lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
