@@ -202,6 +202,14 @@ def simulate(
     database_url: Annotated[
         str | None, typer.Option("--database-url", help="Default: a temporary SQLite file, deleted at the end")
     ] = None,
+    contextual: Annotated[
+        str | None,
+        typer.Option(
+            "--contextual",
+            help="Simulate a contextual autotune: a JSON spec file (or inline JSON) of user attributes and "
+            "per-variant logistic models (see docs/engine.md); --arms is then ignored",
+        ),
+    ] = None,
 ) -> None:
     """Simulate an autotune with synthetic users: allocation, P(best), regret and the winner, hour by hour."""
     from rich.progress import Progress
@@ -209,6 +217,18 @@ def simulate(
     from openautotune.domain.errors import DomainError
     from openautotune.engine.simulator import SimulationConfig
 
+    if contextual is not None:
+        if seeds > 1 or direct:
+            raise typer.BadParameter("--contextual runs one seed through the SDK path: no --seeds, no --direct")
+        contextual_options: dict[str, Any] = {
+            "exploration_window": exploration_window,
+            "attribution_window": attribution_window,
+            "long_term": long_term,
+        }
+        _simulate_contextual(
+            contextual, users_per_hour, hours, seed, delay_minutes, delay_distribution, database_url, contextual_options
+        )
+        return
     try:
         config = SimulationConfig(
             arms=_floats(arms),
@@ -307,6 +327,96 @@ def _simulate_study(
     regret = sum(r.regret for r in results)
     equal = sum(r.equal_split_regret for r in results)
     out.print(f"cumulative regret {regret:.1f} vs equal split {equal:.1f} (ratio {regret / equal:.3f})")
+
+
+def _simulate_contextual(
+    spec_text: str,
+    users_per_hour: int,
+    hours: int,
+    seed: int,
+    delay_minutes: float,
+    delay_distribution: str,
+    database_url: str | None,
+    options: dict[str, Any],
+) -> None:
+    import json
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from openautotune.domain.errors import DomainError
+    from openautotune.engine.contextual_simulator import ContextualConfig, ContextualHourReport
+    from openautotune.engine.contextual_world import ContextualSpec
+    from openautotune.simulation import run_contextual_simulation
+
+    try:
+        text = spec_text if spec_text.lstrip().startswith("{") else Path(spec_text).read_text()
+        config = ContextualConfig(
+            ContextualSpec.from_json(json.loads(text)),
+            users_per_hour=users_per_hour,
+            hours=hours,
+            seed=seed,
+            delay_mean_minutes=delay_minutes,
+            delay_distribution=delay_distribution,
+        )
+    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise typer.BadParameter(f"--contextual: {error}") from None
+    out = Console()
+    table = Table(
+        "hour",
+        "served by",
+        "served",
+        "explore",
+        "regret",
+        "cumulative regret: policy",
+        "best single",
+        "uniform",
+        title="Regret against the per-user oracle (sum over users of best true rate - served true rate)",
+    )
+    with Progress(console=out, transient=True) as progress:
+        task = progress.add_task("simulating", total=hours)
+
+        def on_hour(report: ContextualHourReport) -> None:
+            progress.advance(task)
+            table.add_row(
+                str(report.hour + 1),
+                f"policy v{report.policy_version}" if report.policy_version is not None else "equal split",
+                " ".join(f"{share:.3f}" for share in report.served),
+                f"{report.explore_share:.3f}",
+                f"{report.regret:.1f}",
+                f"{report.cumulative_regret:.1f}",
+                f"{report.cumulative_best_single_regret:.1f}",
+                f"{report.cumulative_uniform_regret:.1f}",
+            )
+
+        try:
+            result = run_contextual_simulation(config, database_url=database_url, on_hour=on_hour, **options)
+        except DomainError as error:
+            err.print(error.message if hasattr(error, "message") else str(error))
+            raise typer.Exit(2) from None
+    out.print(table)
+    names = [variant.name for variant in config.spec.variants]
+    values = result.values
+    out.print(f"path: core-SDK evaluation of the published cmab_configs entry + SDK ingestion; variants {names}")
+    out.print(
+        f"cumulative regret over {result.users} users: policy {result.regret:.1f}, "
+        f"best single variant ({names[result.best_single]}) {result.best_single_regret:.1f}, "
+        f"uniform split {result.uniform_regret:.1f}"
+    )
+    policy = (
+        f"policy v{values.policy_version}, explore share {values.sample_rate:.3f}" if values.policy_version else "none"
+    )
+    out.print(
+        f"true value per user of the last published policy ({policy}): personalized {values.personalized:.4f} "
+        f"(exploit path {values.exploit:.4f}) vs best single variant {values.best_single:.4f} vs uniform "
+        f"{values.uniform:.4f} (per-user oracle {values.oracle:.4f})"
+    )
+    if values.estimated:
+        estimated = values.estimated
+        out.print(
+            f"the engine's own doubly robust estimates: personalized {estimated['personalized']:.4f}, "
+            f"best single {estimated['bestSingle']:.4f}, uniform {estimated['uniform']:.4f}"
+        )
 
 
 @keys_app.command("create")

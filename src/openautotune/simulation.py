@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import multiprocessing
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from openautotune.clock import Clock, FixedClock
 from openautotune.domain.autotune import Actor, Allocation, Autotune
+from openautotune.engine.contextual_simulator import (
+    ContextualConfig,
+    ContextualExposures,
+    ContextualHourReport,
+    ContextualResult,
+    Served,
+    simulate_contextual,
+)
 from openautotune.engine.simulator import (
     Conversions,
     DirectTraffic,
@@ -30,9 +40,13 @@ from openautotune.engine.simulator import (
     simulate,
 )
 from openautotune.service import autotunes as autotune_service
+from openautotune.service import specs as spec_service
 from openautotune.service.ingest import Ingestor
+from openautotune.serving.bucketing import CMAB_BUCKETS, cmab_bucket, unit_id
+from openautotune.serving.cmab import cmab_configs
 from openautotune.serving.entries import config_entry
 from openautotune.serving.evaluate import compile_entry
+from openautotune.stats.contextual.features import as_category, as_number, user_value
 from openautotune.store import autotunes as autotune_store
 from openautotune.store import migrate
 from openautotune.store.database import Database
@@ -168,3 +182,138 @@ def run_study(
             if on_result is not None:
                 on_result(result)
     return results
+
+
+# --- contextual autotunes ----------------------------------------------------------------------------
+
+
+def _sdk_score(group: Mapping[str, Any], user: Mapping[str, Any]) -> float:
+    """The core SDK's score of one `cmab_configs[...].config` group for `user` (sdk-core-protocol.md):
+    intercept + alpha + categorical weights of the user's values + numeric weights times the user's numbers."""
+    score = float(group["intercept"]) + float(group["alpha"])
+    for feature, by_value in group["weightsCategorical"].items():
+        category = as_category(user_value(user, feature))
+        if category is not None:
+            score += float(by_value.get(category, 0.0))
+    for feature, weight in group["weightsNumerical"].items():
+        number = as_number(user_value(user, feature))
+        if number is not None:
+            score += float(weight) * number
+    return score
+
+
+class SdkContextualTraffic:
+    """Simulated users as the core SDK serves them, from the `cmab_configs` entry the v2 specs publish
+    at that moment: untrained, the equal split by `sha256(salt.unitID) % 10000`; trained, units hashed below
+    `sampleRate * 10000` explore (a variant drawn on every call with weight `1 / (records + 1)`, rule
+    `<id>:explore`), the others get the highest published score (lowest when lower is better). Exposures
+    (with the full user object) and success events go to ingestion as SDK batches."""
+
+    def __init__(self, db: Database, clock: Clock, seed: int) -> None:
+        self._db = db
+        self._ingestor = Ingestor(db, clock)
+        self._rng = np.random.default_rng([seed, 2])
+
+    def assign(self, autotune: Autotune, users: Sequence[Mapping[str, Any]]) -> list[Served]:
+        state = spec_service.load(self._db)
+        entry = cmab_configs(state.pairs, state.cmab_policies)[autotune.id]
+        groups = [group["id"] for group in entry["groups"]]
+        version = int(entry["version"])
+        config = entry.get("config")
+        served: list[Served] = []
+        if config is None:
+            for user in users:
+                h = cmab_bucket(entry["salt"], unit_id(user, entry["idType"]))
+                served.append(Served(groups[h * len(groups) // CMAB_BUCKETS], True, version))
+            return served
+        weights = np.array([1.0 / (config[g]["records"] + 1.0) for g in groups])
+        weights /= weights.sum()
+        cutoff = float(entry["sampleRate"]) * CMAB_BUCKETS
+        sign = 1.0 if entry["higherIsBetter"] else -1.0
+        for user in users:
+            if cmab_bucket(entry["salt"], unit_id(user, entry["idType"])) < cutoff:
+                served.append(Served(groups[int(self._rng.choice(len(groups), p=weights))], True, version))
+                continue
+            scores = [sign * _sdk_score(config[g], user) for g in groups]
+            served.append(Served(groups[int(np.argmax(scores))], False, version))
+        return served
+
+    def record(self, autotune: Autotune, exposures: ContextualExposures, conversions: Conversions, now_ms: int) -> None:
+        events: list[dict[str, object]] = [
+            {
+                "eventName": "statsig::config_exposure",
+                "user": dict(user),
+                "time": at,
+                "metadata": {
+                    "config": autotune.id,
+                    "ruleID": served.variant_id + (":explore" if served.explored else ""),
+                    "rulePassed": "true",
+                    "configVersion": str(served.version),
+                    "reason": "Network",
+                },
+                "secondaryExposures": [],
+            }
+            for user, served, at in zip(exposures.users, exposures.served, exposures.times_ms, strict=True)
+        ]
+        definition = autotune.definition
+        for unit, at in zip(conversions.unit_ids, conversions.times_ms, strict=True):
+            event: dict[str, object] = {"eventName": definition.success_event, "user": {"userID": unit}, "time": at}
+            if definition.success_event_value:
+                event["value"] = definition.success_event_value
+            events.append(event)
+        result = self._ingestor.ingest(events)
+        if result.rejected:
+            raise RuntimeError(f"ingestion rejected simulated events: {result.rejected[:3]}")
+
+
+def start_contextual_autotune(
+    db: Database,
+    clock: Clock,
+    config: ContextualConfig,
+    *,
+    name: str = "simulated_contextual_autotune",
+    exploration_window: str = "24hr",
+    attribution_window: str = "1hr",
+    long_term: float | None = None,
+    exploration_window_rate: float | None = None,
+) -> str:
+    """Create and start (through the service) a contextual autotune with one variant per spec variant, its
+    `featureList` the spec's attributes."""
+    actor = Actor(id="simulator", name="SIMULATOR")
+    fields = {
+        "name": name,
+        "variants": [autotune_service.VariantInput(v.name, {"variant": v.name}) for v in config.spec.variants],
+        "success_event": "purchase",
+        "exploration_window": exploration_window,
+        "attribution_window": attribution_window,
+        "winner_threshold": "95%",  # required by the definition; a contextual autotune never declares a winner
+        "longterm_exploration_allocation": long_term,
+        "exploration_window_rate": exploration_window_rate,
+        "is_contextual": True,
+        "feature_list": list(config.spec.feature_names),
+    }
+    created = autotune_service.create(db, clock, actor, fields)
+    with db.write() as conn:  # a salt derived from the seed makes the run reproducible
+        autotune_store.save(conn, replace(created, salt=f"contextual-simulation-{config.seed}"))
+    return autotune_service.start(db, clock, actor, created.id).id
+
+
+def run_contextual_simulation(
+    config: ContextualConfig,
+    *,
+    database_url: str | None = None,
+    on_hour: Callable[[ContextualHourReport], None] | None = None,
+    **autotune_options: Any,
+) -> ContextualResult:
+    """One simulated contextual autotune on a fresh temporary SQLite file (or `database_url`), start to end."""
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(prefix="openautotune-sim-", dir=shm if shm.is_dir() else None) as folder:
+        db = Database.from_url(database_url or f"sqlite:///{Path(folder) / 'simulation.db'}")
+        migrate.upgrade(db.engine)
+        try:
+            clock = FixedClock(config.start_ms)
+            autotune_id = start_contextual_autotune(db, clock, config, **autotune_options)
+            traffic = SdkContextualTraffic(db, clock, config.seed)
+            return simulate_contextual(db, clock, autotune_id, config, traffic, on_hour=on_hour)
+        finally:
+            db.dispose()

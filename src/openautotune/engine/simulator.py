@@ -119,7 +119,17 @@ class DirectTraffic:
 DELAY_DISTRIBUTIONS = ("exponential", "lognormal", "uniform", "fixed")
 
 
-def _delays(rng: np.random.Generator, config: SimulationConfig, n: int) -> np.ndarray:
+class DelayModel(Protocol):
+    """What conversion delays are drawn from (a `SimulationConfig`, or the contextual simulator's config)."""
+
+    @property
+    def delay_mean_minutes(self) -> float: ...
+
+    @property
+    def delay_distribution(self) -> str: ...
+
+
+def conversion_delays(rng: np.random.Generator, config: DelayModel, n: int) -> np.ndarray:
     """Conversion delays in ms, with mean `delay_mean_minutes` whatever the distribution."""
     mean = config.delay_mean_minutes * MINUTE_MS
     if config.delay_distribution == "lognormal":
@@ -229,7 +239,7 @@ def simulate(
         served_ids = traffic.assign(autotune, allocation, unit_ids)
         arms = np.fromiter((variant_index[v] for v in served_ids), dtype=np.int64, count=n)
         converted = rng.random(n) < rates[arms]
-        delays = _delays(rng, config, n)
+        delays = conversion_delays(rng, config, n)
         regret = float(np.sum(rates[best] - rates[arms]))
         total_regret += regret
         served = tuple(float(x) for x in np.bincount(arms, minlength=len(rates)) / n)
