@@ -9,13 +9,15 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from openautotune.clock import SystemClock
+from openautotune.clock import FixedClock, SystemClock
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import keys as key_service
 from openautotune.service.keys import KeyKind
 from openautotune.store import updates
 from openautotune.store.ingest_tables import exposures_table
 from tests.e2e.live import LiveServer
+from tests.engine.conftest import Env
+from tests.web.contextual_seed import trained
 from tests.web.helpers import ADMIN, HOUR_MS, create, record
 
 pytestmark = pytest.mark.e2e
@@ -234,3 +236,17 @@ def test_wrong_key_cannot_sign_in(page: Page, web_server: LiveServer, seeded: di
     expect(page).to_have_url(web_server.url + "/login?next=%2F")
     _sign_in(page, web_server, web_server.server_key)
     expect(page.locator(".error")).to_contain_text("not an active console key")
+
+
+def test_contextual_policy_value_chart(page: Page, web_server: LiveServer, seeded: dict[str, Any]) -> None:
+    now = SystemClock().now_ms()
+    autotune = trained(Env(web_server.db, FixedClock(now - 6 * HOUR_MS)))
+    _sign_in(page, web_server, web_server.console_key)
+    page.goto(f"{web_server.url}/autotunes/{autotune.id}")
+    page.wait_for_function("document.querySelector('#chart-policy_value').data !== undefined")
+    traces = page.evaluate(POINTS_JS, "#chart-policy_value")
+    assert [name for name, _ in traces][::2] == ["Personalized policy", "Uniform split"] and [n for _, n in traces] == [
+        3
+    ] * 3
+    expect(page.locator("#contextual-reading")).to_contain_text("Personalization is worth +")
+    page.locator("#contextual").screenshot(path=str(IMAGES / "dashboard-contextual.png"))

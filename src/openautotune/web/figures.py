@@ -62,6 +62,16 @@ def _layout(title: str, y_title: str, *, percent_axis: bool = False, **extra: An
     return layout
 
 
+def layout(title: str, y_title: str, *, percent_axis: bool = False, **extra: Any) -> dict[str, Any]:
+    """The dashboard's common figure layout (for figures built in other modules)."""
+    return _layout(title, y_title, percent_axis=percent_axis, **extra)
+
+
+def embed(figure: go.Figure) -> str:
+    """A figure's JSON, safe to embed in a `<script type="application/json">` element."""
+    return _embeddable(figure.to_json())
+
+
 def intervals(series: Series) -> go.Figure:
     """95% credible interval of each variant's rate (or mean), one trace per variant."""
     figure = go.Figure(layout=_layout("95% credible intervals", "", percent_axis=False, hovermode="closest"))

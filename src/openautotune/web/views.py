@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from openautotune.domain.autotune import Autotune, Stage, Status, Variant
 from openautotune.store.database import Database
-from openautotune.web import figures, results, series
+from openautotune.web import contextual_view, figures, results, series
 from openautotune.web.templating import format_number, format_percent
 
 __all__ = ["AutotunePage", "ListRow", "SummaryRow", "format_percent", "list_rows", "load_series", "summary_rows"]
@@ -45,6 +45,7 @@ class AutotunePage:
     figures: dict[str, str]
     config: tuple[tuple[str, str], ...]
     variant_names: dict[str, str]
+    contextual: contextual_view.ContextualSection | None = None  # only for contextual autotunes
 
 
 def stage_of(autotune: Autotune, latest: series.UpdatePoint | None) -> str:
@@ -166,4 +167,5 @@ def autotune_page(
         figures=figures.all_figures(page_series),
         config=_config(autotune),
         variant_names={variant.id: variant.name for variant in autotune.definition.variants},
+        contextual=contextual_view.section(db, autotune),
     )
