@@ -361,16 +361,16 @@ def _simulate_contextual(
         )
     except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         raise typer.BadParameter(f"--contextual: {error}") from None
-    out = Console()
+    out = Console(width=max(Console().width, 130))
     table = Table(
         "hour",
         "served by",
         "served",
         "explore",
         "regret",
-        "cumulative regret: policy",
-        "best single",
-        "uniform",
+        "cum. regret",
+        "cum. best single",
+        "cum. uniform",
         title="Regret against the per-user oracle (sum over users of best true rate - served true rate)",
     )
     with Progress(console=out, transient=True) as progress:

@@ -144,6 +144,9 @@ def conversion_delays(rng: np.random.Generator, config: DelayModel, n: int) -> n
     return np.rint(draws).astype(np.int64)
 
 
+_delays = conversion_delays  # the name tests/engine/test_simulator.py imports
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     arms: tuple[float, ...]
