@@ -144,3 +144,55 @@ def test_cli_runs_the_example_spec() -> None:
     assert "personalized" in result.output and "best single" in result.output and "uniform" in result.output
     inline = CliRunner().invoke(cli_app, ["simulate", "--contextual", '{"attributes": []}', "--hours", "1"])
     assert inline.exit_code == 2 and "attributes" in inline.output
+
+
+def test_sdk_traffic_serves_what_the_published_policy_says(tmp_path: Path) -> None:
+    """The simulated core SDK's exploit choices equal the server model's argmax for the same version (which
+    tests/e2e/test_contextual_weights_core.py checks against the real core SDK), explore traffic takes about
+    the published sample rate, and ingestion stored the explore flag and the version with each unit."""
+    import sqlalchemy as sa
+
+    from openautotune.clock import FixedClock
+    from openautotune.engine.contextual import model_from_json
+    from openautotune.engine.contextual_simulator import simulate_contextual
+    from openautotune.simulation import SdkContextualTraffic, start_contextual_autotune
+    from openautotune.store import autotunes as autotune_store
+    from openautotune.store import contextual as contextual_store
+    from openautotune.store import migrate
+    from openautotune.store.database import Database
+    from openautotune.store.ingest_tables import units_table
+
+    db = Database.from_url(f"sqlite:///{tmp_path / 'sim.db'}")
+    migrate.upgrade(db.engine)
+    try:
+        config = ContextualConfig(ContextualSpec.from_json(SEGMENTED), users_per_hour=200, hours=4, seed=3)
+        clock = FixedClock(config.start_ms)
+        autotune_id = start_contextual_autotune(db, clock, config, exploration_window="1hr")
+        traffic = SdkContextualTraffic(db, clock, seed=3)
+        result = simulate_contextual(db, clock, autotune_id, config, traffic)
+        with db.read() as conn:
+            autotune = autotune_store.get(conn, autotune_id)
+            assert autotune is not None
+            policies = contextual_store.policies_of_run(conn, autotune_id, autotune.created_ms, autotune.run)
+            stored = conn.execute(
+                sa.select(units_table.c.explore, units_table.c.allocation_version).where(
+                    units_table.c.autotune_id == autotune_id
+                )
+            ).all()
+        assert len(stored) == result.users
+        explored_hours = [h for h in result.hours if h.policy_version is None]
+        assert sum(1 for explore, _ in stored if explore) == sum(
+            round(h.explore_share * h.users) for h in result.hours
+        ) and all(h.explore_share == 1.0 for h in explored_hours)
+        latest = policies[max(policies)]
+        server = model_from_json(latest.model)
+        users = config.spec.draw_users(np.random.default_rng(99), [f"probe-{i}" for i in range(2000)])
+        served = traffic.assign(autotune, users)
+        assert {s.version for s in served} == {latest.version}
+        greedy = server.policy.greedy(server.encoding.transform(users))
+        exploit = [(s, int(k)) for s, k in zip(served, greedy, strict=True) if not s.explored]
+        assert all(s.variant_id == server.variant_ids[k] for s, k in exploit)
+        share = 1 - len(exploit) / len(users)
+        assert abs(share - latest.sample_rate) < 0.05, (share, latest.sample_rate)
+    finally:
+        db.dispose()
