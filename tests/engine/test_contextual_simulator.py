@@ -6,6 +6,7 @@ a FixedClock, the published `cmab_configs` entry evaluated as the core SDK evalu
   for several seeds; at the end the published policy's true value beats the best single variant's.
 - A seed reproduces its run hour by hour.
 - Spec parsing says what is wrong; the shipped example spec parses and runs through `openautotune simulate`.
+- The simulated core SDK serves what the published policy says; a short run works on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -196,3 +197,10 @@ def test_sdk_traffic_serves_what_the_published_policy_says(tmp_path: Path) -> No
         assert abs(share - latest.sample_rate) < 0.05, (share, latest.sample_rate)
     finally:
         db.dispose()
+
+
+def test_runs_on_both_databases(database_url: str) -> None:
+    config = ContextualConfig(ContextualSpec.from_json(SEGMENTED), users_per_hour=150, hours=4, seed=4)
+    result = run_contextual_simulation(config, database_url=database_url, exploration_window="1hr")
+    assert [h.policy_version is not None for h in result.hours] == [False, False, True, True]
+    assert result.values.policy_version is not None and result.values.estimated
