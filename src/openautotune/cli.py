@@ -58,6 +58,17 @@ def _print_first_keys(db: Database) -> None:
     out.print(f"Server secret key (SDKs):          {server_key.secret}")
 
 
+def _limit_blas_threads(threads: int) -> None:
+    """Cap BLAS threads for the whole server process.
+
+    A server answers many small requests at once (contextual Thompson choices are small matrix-vector
+    products): a multi-threaded BLAS made each one ~10x slower on a busy 2-core machine.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1)")] = None,
@@ -73,6 +84,7 @@ def serve(
     from openautotune.api.app import create_app
 
     settings = _settings(database_url, host=host, port=port, update_interval_seconds=update_interval)
+    _limit_blas_threads(settings.blas_threads)
     db = _database(settings)
     _print_first_keys(db)
     application = create_app(settings, db=db, run_migrations=False)

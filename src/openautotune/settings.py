@@ -32,6 +32,7 @@ class Settings:
     specs_refresh_seconds: float = 1.0
     key_cache_seconds: float = 5.0
     log_level: str = "info"
+    blas_threads: int = 1
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, /, **overrides: Any) -> Settings:

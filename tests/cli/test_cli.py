@@ -94,3 +94,14 @@ def test_serve_prints_first_keys_once(tmp_path: Path) -> None:
     assert "secret-" in output
     again, second_key = _serve_once(tmp_path)
     assert second_key is None and "secret-" not in again
+
+
+def test_serve_caps_blas_threads() -> None:
+    import numpy  # noqa: F401  (loads the BLAS library threadpoolctl inspects)
+    from threadpoolctl import threadpool_info
+
+    from openautotune.cli import _limit_blas_threads
+
+    _limit_blas_threads(1)
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
