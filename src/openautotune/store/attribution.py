@@ -22,6 +22,7 @@ on a bad cast, so both test the text before casting.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -117,6 +118,30 @@ def _metadata_path(field: str) -> str:
     return f'$."{escaped}"'
 
 
+def run_outcome_query(
+    conn: Connection, text: str, definition: Definition, params: dict[str, object]
+) -> sa.CursorResult[Any]:
+    """Run an attribution query with the bind parameters that say what a success is.
+
+    Shared by the aggregate query here and the per-unit query of contextual training, so both read
+    success events, values and id types the same way. Only the parameters the text uses are bound.
+    """
+    params = {
+        **params,
+        "window_ms": definition.attribution_ms,
+        "event_name": definition.success_event,
+        # Ingestion stores user ids under "userID"; SDKs match that id type case-insensitively.
+        "id_type": "userID" if definition.id_type.lower() == "userid" else definition.id_type,
+    }
+    if definition.success_event_value:
+        params["success_value"] = definition.success_event_value
+    if definition.optimizes_value and definition.metadata_field:
+        params["metadata_path"] = _metadata_path(definition.metadata_field)
+        params["metadata_field"] = definition.metadata_field
+    used = {name: value for name, value in params.items() if f":{name}" in text}
+    return conn.execute(sa.text(text), used)
+
+
 def query_text(dialect: str, definition: Definition) -> str:
     """The attribution query for one definition on one dialect (`sqlite` or `postgresql`)."""
     sqlite = dialect == "sqlite"
@@ -140,24 +165,8 @@ def matured_aggregates(
     as_of_ms: int,
 ) -> list[Aggregate]:
     """Per-(variant, period) sums over the units that matured in `(matured_after_ms, as_of_ms]`."""
-    params: dict[str, object] = {
-        "autotune_id": autotune_id,
-        "run": run,
-        "matured_after": matured_after_ms,
-        "as_of": as_of_ms,
-        "window_ms": definition.attribution_ms,
-        "event_name": definition.success_event,
-        # Ingestion stores user ids under "userID"; SDKs match that id type case-insensitively.
-        "id_type": "userID" if definition.id_type.lower() == "userid" else definition.id_type,
-    }
-    if definition.success_event_value:
-        params["success_value"] = definition.success_event_value
-    if definition.optimizes_value and definition.metadata_field:
-        params["metadata_path"] = _metadata_path(definition.metadata_field)
-        params["metadata_field"] = definition.metadata_field
-    text = query_text(conn.dialect.name, definition)
-    used = {name: value for name, value in params.items() if f":{name}" in text}
-    rows = conn.execute(sa.text(text), used)
+    params = {"autotune_id": autotune_id, "run": run, "matured_after": matured_after_ms, "as_of": as_of_ms}
+    rows = run_outcome_query(conn, query_text(conn.dialect.name, definition), definition, params)
     return [
         Aggregate(
             variant_id=str(row.variant_id),

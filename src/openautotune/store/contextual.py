@@ -27,7 +27,7 @@ from openautotune.store.attribution import (
     _POSTGRES_NUMBER,
     _SQLITE_FIELD,
     _SQLITE_NUMBER,
-    _metadata_path,
+    run_outcome_query,
 )
 from openautotune.store.ingest_tables import units_table
 from openautotune.store.metadata import EpochMs, metadata
@@ -192,22 +192,8 @@ def matured_units(
     `converted`: it has a success event in its window; `value`: that first event's number (value
     metrics; None when not numeric, which the caller counts as 0, like the aggregates do).
     """
-    params: dict[str, object] = {
-        "autotune_id": autotune_id,
-        "run": run,
-        "as_of": as_of_ms,
-        "window_ms": definition.attribution_ms,
-        "event_name": definition.success_event,
-        "id_type": "userID" if definition.id_type.lower() == "userid" else definition.id_type,
-    }
-    if definition.success_event_value:
-        params["success_value"] = definition.success_event_value
-    if definition.optimizes_value and definition.metadata_field:
-        params["metadata_path"] = _metadata_path(definition.metadata_field)
-        params["metadata_field"] = definition.metadata_field
-    text = _units_query(conn.dialect.name, definition)
-    used = {name: value for name, value in params.items() if f":{name}" in text}
-    rows = conn.execute(sa.text(text), used)
+    params = {"autotune_id": autotune_id, "run": run, "as_of": as_of_ms}
+    rows = run_outcome_query(conn, _units_query(conn.dialect.name, definition), definition, params)
     out: list[UnitRow] = []
     for row in rows:
         features = _json(row.features)
