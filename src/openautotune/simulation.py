@@ -67,33 +67,47 @@ class SdkTraffic:
         return [variant for variant in served if variant is not None]
 
     def record(self, autotune: Autotune, exposures: Exposures, conversions: Conversions, now_ms: int) -> None:
-        events: list[dict[str, object]] = [
-            {
-                "eventName": "statsig::config_exposure",
-                "user": {"userID": unit},
-                "time": at,
-                "metadata": {
-                    "config": autotune.id,
-                    "ruleID": variant,
-                    "rulePassed": "true",
-                    "configVersion": str(version),
-                    "reason": "Network",
-                },
-                "secondaryExposures": [],
-            }
+        sent = [
+            _exposure_event(autotune.id, {"userID": unit}, variant, version, at)
             for unit, variant, version, at in zip(
                 exposures.unit_ids, exposures.variant_ids, exposures.versions, exposures.times_ms, strict=True
             )
         ]
-        definition = autotune.definition
-        for unit, at in zip(conversions.unit_ids, conversions.times_ms, strict=True):
-            event: dict[str, object] = {"eventName": definition.success_event, "user": {"userID": unit}, "time": at}
-            if definition.success_event_value:
-                event["value"] = definition.success_event_value
-            events.append(event)
-        result = self._ingestor.ingest(events)
-        if result.rejected:
-            raise RuntimeError(f"ingestion rejected simulated events: {result.rejected[:3]}")
+        _ingest_with_conversions(self._ingestor, autotune, sent, conversions)
+
+
+def _exposure_event(
+    autotune_id: str, user: dict[str, object], rule_id: str, version: int | None, at: int
+) -> dict[str, object]:
+    """A `statsig::config_exposure` exactly as the SDKs log it."""
+    return {
+        "eventName": "statsig::config_exposure",
+        "user": user,
+        "time": at,
+        "metadata": {
+            "config": autotune_id,
+            "ruleID": rule_id,
+            "rulePassed": "true",
+            "configVersion": str(version),
+            "reason": "Network",
+        },
+        "secondaryExposures": [],
+    }
+
+
+def _ingest_with_conversions(
+    ingestor: Ingestor, autotune: Autotune, events: list[dict[str, object]], conversions: Conversions
+) -> None:
+    """Add the success events of the converting units and send everything as one SDK batch."""
+    definition = autotune.definition
+    for unit, at in zip(conversions.unit_ids, conversions.times_ms, strict=True):
+        event: dict[str, object] = {"eventName": definition.success_event, "user": {"userID": unit}, "time": at}
+        if definition.success_event_value:
+            event["value"] = definition.success_event_value
+        events.append(event)
+    result = ingestor.ingest(events)
+    if result.rejected:
+        raise RuntimeError(f"ingestion rejected simulated events: {result.rejected[:3]}")
 
 
 def start_simulated_autotune(
@@ -239,31 +253,13 @@ class SdkContextualTraffic:
         return served
 
     def record(self, autotune: Autotune, exposures: ContextualExposures, conversions: Conversions, now_ms: int) -> None:
-        events: list[dict[str, object]] = [
-            {
-                "eventName": "statsig::config_exposure",
-                "user": dict(user),
-                "time": at,
-                "metadata": {
-                    "config": autotune.id,
-                    "ruleID": served.variant_id + (":explore" if served.explored else ""),
-                    "rulePassed": "true",
-                    "configVersion": str(served.version),
-                    "reason": "Network",
-                },
-                "secondaryExposures": [],
-            }
+        sent = [
+            _exposure_event(
+                autotune.id, dict(user), served.variant_id + (":explore" if served.explored else ""), served.version, at
+            )
             for user, served, at in zip(exposures.users, exposures.served, exposures.times_ms, strict=True)
         ]
-        definition = autotune.definition
-        for unit, at in zip(conversions.unit_ids, conversions.times_ms, strict=True):
-            event: dict[str, object] = {"eventName": definition.success_event, "user": {"userID": unit}, "time": at}
-            if definition.success_event_value:
-                event["value"] = definition.success_event_value
-            events.append(event)
-        result = self._ingestor.ingest(events)
-        if result.rejected:
-            raise RuntimeError(f"ingestion rejected simulated events: {result.rejected[:3]}")
+        _ingest_with_conversions(self._ingestor, autotune, sent, conversions)
 
 
 def start_contextual_autotune(
