@@ -99,15 +99,5 @@ def latest_records(db: Database, autotunes: list[Autotune]) -> dict[str, updates
             m = row._mapping
             if wanted.get(m["autotune_id"]) != (int(m["incarnation_ms"]), int(m["run"])):
                 continue
-            found[m["autotune_id"]] = updates.UpdateRecord(
-                autotune_id=m["autotune_id"],
-                incarnation_ms=int(m["incarnation_ms"]),
-                run=int(m["run"]),
-                as_of_ms=int(m["as_of_ms"]),
-                computed_ms=int(m["computed_ms"]),
-                stage=m["stage"],
-                decision=m["decision"],
-                allocation_version=m["allocation_version"],
-                record=m["record"],
-            )
+            found[m["autotune_id"]] = updates.record_from_row(row)
     return found

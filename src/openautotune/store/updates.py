@@ -167,7 +167,8 @@ def insert_record(conn: Connection, record: UpdateRecord) -> None:
     )
 
 
-def _to_record(row: sa.Row[tuple[object, ...]]) -> UpdateRecord:
+def record_from_row(row: sa.Row[tuple[object, ...]]) -> UpdateRecord:
+    """An update record from any query that selects the whole `engine_updates` row."""
     m = row._mapping
     return UpdateRecord(
         autotune_id=m["autotune_id"],
@@ -197,7 +198,7 @@ def latest_record(
     t = updates_table.c
     query = sa.select(updates_table).where(*_of(autotune_id, incarnation_ms, run))
     row = conn.execute(query.order_by(t.as_of_ms.desc(), t.id.desc()).limit(1)).first()
-    return _to_record(row) if row is not None else None
+    return record_from_row(row) if row is not None else None
 
 
 def last_as_of(conn: Connection, autotune_id: str, incarnation_ms: int, run: int | None = None) -> int | None:
@@ -212,7 +213,7 @@ def records(
     """Update records in `as_of` order (the history behind charts and audits)."""
     t = updates_table.c
     query = sa.select(updates_table).where(*_of(autotune_id, incarnation_ms, run))
-    return [_to_record(row) for row in conn.execute(query.order_by(t.as_of_ms, t.id).limit(limit))]
+    return [record_from_row(row) for row in conn.execute(query.order_by(t.as_of_ms, t.id).limit(limit))]
 
 
 def delete_autotune(conn: Connection, autotune_id: str) -> None:
