@@ -85,26 +85,55 @@ class Posterior(Protocol):
     def params(self) -> Params: ...
 
 
-def _equal_tailed(posterior: Posterior, level: float) -> tuple[float, float]:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"credible level must be in (0, 1), got {level}")
-    tail = (1.0 - level) / 2.0
-    # The upper end comes from the inverse survival function: 1 - tail loses digits for tiny tails.
-    return float(posterior.ppf(tail)), float(posterior.isf(tail))
-
-
 def _positive(name: str, value: float) -> None:
     if not (math.isfinite(value) and value > 0.0):
         raise ValueError(f"{name} must be a positive finite number, got {value}")
 
 
+class _ScipyFamily:
+    """The distribution functions of a posterior, delegated to one scipy family.
+
+    Each posterior names its scipy distribution and the arguments (shape, loc, scale) it passes;
+    the five vectorised functions and the credible interval are the same code for all three.
+    """
+
+    __slots__ = ()
+    _scipy: ClassVar[sps.rv_continuous]
+
+    def _args(self) -> tuple[float, ...]:
+        raise TypeError(f"{type(self).__name__} must define _args")
+
+    def pdf(self, x: npt.ArrayLike) -> FloatArray:
+        return _as_float_array(self._scipy.pdf(x, *self._args()))
+
+    def cdf(self, x: npt.ArrayLike) -> FloatArray:
+        return _as_float_array(self._scipy.cdf(x, *self._args()))
+
+    def sf(self, x: npt.ArrayLike) -> FloatArray:
+        return _as_float_array(self._scipy.sf(x, *self._args()))
+
+    def ppf(self, q: npt.ArrayLike) -> FloatArray:
+        return _as_float_array(self._scipy.ppf(q, *self._args()))
+
+    def isf(self, q: npt.ArrayLike) -> FloatArray:
+        return _as_float_array(self._scipy.isf(q, *self._args()))
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"credible level must be in (0, 1), got {level}")
+        tail = (1.0 - level) / 2.0
+        # The upper end comes from the inverse survival function: 1 - tail loses digits for tiny tails.
+        return float(self.ppf(tail)), float(self.isf(tail))
+
+
 @dataclass(frozen=True, slots=True)
-class BetaPosterior:
+class BetaPosterior(_ScipyFamily):
     """Beta(alpha, beta) posterior of a conversion rate, on [0, 1]."""
 
     alpha: float
     beta: float
     family: ClassVar[str] = "beta"
+    _scipy: ClassVar[sps.rv_continuous] = sps.beta
 
     def __post_init__(self) -> None:
         _positive("alpha", self.alpha)
@@ -118,23 +147,11 @@ class BetaPosterior:
     def support(self) -> tuple[float, float]:
         return (0.0, 1.0)
 
-    def pdf(self, x: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.beta.pdf(x, self.alpha, self.beta))
-
-    def cdf(self, x: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.beta.cdf(x, self.alpha, self.beta))
-
-    def sf(self, x: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.beta.sf(x, self.alpha, self.beta))
-
-    def ppf(self, q: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.beta.ppf(q, self.alpha, self.beta))
-
-    def isf(self, q: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.beta.isf(q, self.alpha, self.beta))
-
-    def interval(self, level: float = 0.95) -> tuple[float, float]:
-        return _equal_tailed(self, level)
+    def _args(self) -> tuple[float, ...]:
+        return (
+            self.alpha,
+            self.beta,
+        )
 
     def sample(self, size: int, rng: np.random.Generator) -> FloatArray:
         return rng.beta(self.alpha, self.beta, size=size)
@@ -144,12 +161,13 @@ class BetaPosterior:
 
 
 @dataclass(frozen=True, slots=True)
-class NormalPosterior:
+class NormalPosterior(_ScipyFamily):
     """Normal(loc, scale) posterior of a mean."""
 
     loc: float
     scale: float
     family: ClassVar[str] = "normal"
+    _scipy: ClassVar[sps.rv_continuous] = sps.norm
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.loc):
@@ -164,23 +182,11 @@ class NormalPosterior:
     def support(self) -> tuple[float, float]:
         return (-math.inf, math.inf)
 
-    def pdf(self, x: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.norm.pdf(x, self.loc, self.scale))
-
-    def cdf(self, x: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.norm.cdf(x, self.loc, self.scale))
-
-    def sf(self, x: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.norm.sf(x, self.loc, self.scale))
-
-    def ppf(self, q: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.norm.ppf(q, self.loc, self.scale))
-
-    def isf(self, q: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.norm.isf(q, self.loc, self.scale))
-
-    def interval(self, level: float = 0.95) -> tuple[float, float]:
-        return _equal_tailed(self, level)
+    def _args(self) -> tuple[float, ...]:
+        return (
+            self.loc,
+            self.scale,
+        )
 
     def sample(self, size: int, rng: np.random.Generator) -> FloatArray:
         return rng.normal(self.loc, self.scale, size=size)
@@ -190,13 +196,14 @@ class NormalPosterior:
 
 
 @dataclass(frozen=True, slots=True)
-class StudentTPosterior:
+class StudentTPosterior(_ScipyFamily):
     """Location-scale Student-t posterior of a mean (few units: the variance itself is uncertain)."""
 
     df: float
     loc: float
     scale: float
     family: ClassVar[str] = "student_t"
+    _scipy: ClassVar[sps.rv_continuous] = sps.t
 
     def __post_init__(self) -> None:
         _positive("df", self.df)
@@ -214,23 +221,12 @@ class StudentTPosterior:
     def support(self) -> tuple[float, float]:
         return (-math.inf, math.inf)
 
-    def pdf(self, x: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.t.pdf(x, self.df, self.loc, self.scale))
-
-    def cdf(self, x: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.t.cdf(x, self.df, self.loc, self.scale))
-
-    def sf(self, x: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.t.sf(x, self.df, self.loc, self.scale))
-
-    def ppf(self, q: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.t.ppf(q, self.df, self.loc, self.scale))
-
-    def isf(self, q: npt.ArrayLike) -> FloatArray:
-        return _as_float_array(sps.t.isf(q, self.df, self.loc, self.scale))
-
-    def interval(self, level: float = 0.95) -> tuple[float, float]:
-        return _equal_tailed(self, level)
+    def _args(self) -> tuple[float, ...]:
+        return (
+            self.df,
+            self.loc,
+            self.scale,
+        )
 
     def sample(self, size: int, rng: np.random.Generator) -> FloatArray:
         return self.loc + self.scale * rng.standard_t(self.df, size=size)
