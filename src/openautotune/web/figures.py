@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import plotly.graph_objects as go
 
-from openautotune.web.series import Series
+from openautotune.web.series import Series, VariantState
 
 PALETTE = (
     "#2563eb",
@@ -113,20 +115,25 @@ def intervals(series: Series) -> go.Figure:
     return figure
 
 
-def probability_of_best(series: Series) -> go.Figure:
-    figure = go.Figure(layout=_layout("Probability of being best", "P(best)", percent_axis=True))
+def _lines_per_variant(figure: go.Figure, series: Series, value: Callable[[VariantState], float | None]) -> None:
+    """One line per variant over the update times: `value` picks the number from each variant state."""
     figure.update_xaxes(type="date")
     times = _times([point.as_of_ms for point in series.updates])
     for index, variant in enumerate(series.variants):
         figure.add_trace(
             go.Scatter(
                 x=times,
-                y=_floats([point.variants[index].probability_of_best for point in series.updates]),
+                y=_floats([value(point.variants[index]) for point in series.updates]),
                 name=variant.name,
                 mode="lines",
                 line={"color": color(index), "width": 2},
             )
         )
+
+
+def probability_of_best(series: Series) -> go.Figure:
+    figure = go.Figure(layout=_layout("Probability of being best", "P(best)", percent_axis=True))
+    _lines_per_variant(figure, series, attrgetter("probability_of_best"))
     figure.add_hline(y=series.autotune.definition.threshold, line={"dash": "dot", "color": "#64748b", "width": 1})
     figure.update_yaxes(range=[0, 1.02])
     return figure
@@ -136,18 +143,7 @@ def cumulative(series: Series) -> go.Figure:
     rate = series.metric == "occurrence"
     title = "Cumulative success rate" if rate else "Cumulative mean value"
     figure = go.Figure(layout=_layout(title, "rate" if rate else "mean", percent_axis=rate))
-    figure.update_xaxes(type="date")
-    times = _times([point.as_of_ms for point in series.updates])
-    for index, variant in enumerate(series.variants):
-        figure.add_trace(
-            go.Scatter(
-                x=times,
-                y=_floats([point.variants[index].mean for point in series.updates]),
-                name=variant.name,
-                mode="lines",
-                line={"color": color(index), "width": 2},
-            )
-        )
+    _lines_per_variant(figure, series, attrgetter("mean"))
     return figure
 
 
