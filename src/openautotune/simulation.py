@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import multiprocessing
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,35 @@ def _ingest_with_conversions(
         raise RuntimeError(f"ingestion rejected simulated events: {result.rejected[:3]}")
 
 
+SIMULATOR = Actor(id="simulator", name="SIMULATOR")
+
+
+def _create_and_start(db: Database, clock: Clock, fields: Mapping[str, Any], *, salt: str) -> str:
+    """Create and start an autotune through the service (as the Console API would), with a salt
+    derived from the seed instead of a random one, so that a simulation is reproducible."""
+    created = autotune_service.create(db, clock, SIMULATOR, fields)
+    with db.write() as conn:
+        autotune_store.save(conn, replace(created, salt=salt))
+    return autotune_service.start(db, clock, SIMULATOR, created.id).id
+
+
+@contextmanager
+def _simulation_database(database_url: str | None) -> Iterator[Database]:
+    """`database_url`, or a fresh temporary SQLite file; migrated, and disposed of at the end.
+
+    The temporary file lives in memory-backed /dev/shm when there is one: it is deleted at the end, so
+    durability buys nothing, and skipping the disk's fsyncs makes a simulation several times faster.
+    """
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(prefix="openautotune-sim-", dir=shm if shm.is_dir() else None) as folder:
+        db = Database.from_url(database_url or f"sqlite:///{Path(folder) / 'simulation.db'}")
+        migrate.upgrade(db.engine)
+        try:
+            yield db
+        finally:
+            db.dispose()
+
+
 def start_simulated_autotune(
     db: Database,
     clock: Clock,
@@ -122,7 +152,6 @@ def start_simulated_autotune(
     long_term: float | None = None,
 ) -> str:
     """Create and start (through the service, as the Console API would) one autotune per simulation."""
-    actor = Actor(id="simulator", name="SIMULATOR")
     fields = {
         "name": name,
         "variants": [autotune_service.VariantInput(f"arm_{k}", {"arm": k}) for k in range(len(config.arms))],
@@ -132,11 +161,7 @@ def start_simulated_autotune(
         "winner_threshold": winner_threshold,
         "longterm_exploration_allocation": long_term,
     }
-    created = autotune_service.create(db, clock, actor, fields)
-    # A salt derived from the seed (instead of a random one) makes a simulation reproducible.
-    with db.write() as conn:
-        autotune_store.save(conn, replace(created, salt=f"simulation-{config.seed}"))
-    return autotune_service.start(db, clock, actor, created.id).id
+    return _create_and_start(db, clock, fields, salt=f"simulation-{config.seed}")
 
 
 def run_simulation(
@@ -148,19 +173,11 @@ def run_simulation(
     **autotune_options: Any,
 ) -> SimulationResult:
     """One simulated autotune on a fresh temporary SQLite file (or `database_url`), start to end."""
-    # The temporary database lives in memory-backed /dev/shm when there is one: it is deleted at the end,
-    # so durability buys nothing, and skipping the disk's fsyncs makes a simulation several times faster.
-    shm = Path("/dev/shm")
-    with tempfile.TemporaryDirectory(prefix="openautotune-sim-", dir=shm if shm.is_dir() else None) as folder:
-        db = Database.from_url(database_url or f"sqlite:///{Path(folder) / 'simulation.db'}")
-        migrate.upgrade(db.engine)
-        try:
-            clock = FixedClock(config.start_ms)
-            autotune_id = start_simulated_autotune(db, clock, config, **autotune_options)
-            traffic: Traffic = SdkTraffic(db, clock) if through_sdk else DirectTraffic(db)
-            return simulate(db, clock, autotune_id, config, traffic, on_hour=on_hour)
-        finally:
-            db.dispose()
+    with _simulation_database(database_url) as db:
+        clock = FixedClock(config.start_ms)
+        autotune_id = start_simulated_autotune(db, clock, config, **autotune_options)
+        traffic: Traffic = SdkTraffic(db, clock) if through_sdk else DirectTraffic(db)
+        return simulate(db, clock, autotune_id, config, traffic, on_hour=on_hour)
 
 
 def _run_one(job: tuple[SimulationConfig, bool, dict[str, Any]]) -> SimulationResult:
@@ -275,7 +292,6 @@ def start_contextual_autotune(
 ) -> str:
     """Create and start (through the service) a contextual autotune with one variant per spec variant, its
     `featureList` the spec's attributes."""
-    actor = Actor(id="simulator", name="SIMULATOR")
     fields = {
         "name": name,
         "variants": [autotune_service.VariantInput(v.name, {"variant": v.name}) for v in config.spec.variants],
@@ -288,10 +304,7 @@ def start_contextual_autotune(
         "is_contextual": True,
         "feature_list": list(config.spec.feature_names),
     }
-    created = autotune_service.create(db, clock, actor, fields)
-    with db.write() as conn:  # a salt derived from the seed makes the run reproducible
-        autotune_store.save(conn, replace(created, salt=f"contextual-simulation-{config.seed}"))
-    return autotune_service.start(db, clock, actor, created.id).id
+    return _create_and_start(db, clock, fields, salt=f"contextual-simulation-{config.seed}")
 
 
 def run_contextual_simulation(
@@ -302,14 +315,8 @@ def run_contextual_simulation(
     **autotune_options: Any,
 ) -> ContextualResult:
     """One simulated contextual autotune on a fresh temporary SQLite file (or `database_url`), start to end."""
-    shm = Path("/dev/shm")
-    with tempfile.TemporaryDirectory(prefix="openautotune-sim-", dir=shm if shm.is_dir() else None) as folder:
-        db = Database.from_url(database_url or f"sqlite:///{Path(folder) / 'simulation.db'}")
-        migrate.upgrade(db.engine)
-        try:
-            clock = FixedClock(config.start_ms)
-            autotune_id = start_contextual_autotune(db, clock, config, **autotune_options)
-            traffic = SdkContextualTraffic(db, clock, config.seed)
-            return simulate_contextual(db, clock, autotune_id, config, traffic, on_hour=on_hour)
-        finally:
-            db.dispose()
+    with _simulation_database(database_url) as db:
+        clock = FixedClock(config.start_ms)
+        autotune_id = start_contextual_autotune(db, clock, config, **autotune_options)
+        traffic = SdkContextualTraffic(db, clock, config.seed)
+        return simulate_contextual(db, clock, autotune_id, config, traffic, on_hour=on_hour)
