@@ -148,10 +148,7 @@ class BetaPosterior(_ScipyFamily):
         return (0.0, 1.0)
 
     def _args(self) -> tuple[float, ...]:
-        return (
-            self.alpha,
-            self.beta,
-        )
+        return (self.alpha, self.beta)
 
     def sample(self, size: int, rng: np.random.Generator) -> FloatArray:
         return rng.beta(self.alpha, self.beta, size=size)
@@ -183,10 +180,7 @@ class NormalPosterior(_ScipyFamily):
         return (-math.inf, math.inf)
 
     def _args(self) -> tuple[float, ...]:
-        return (
-            self.loc,
-            self.scale,
-        )
+        return (self.loc, self.scale)
 
     def sample(self, size: int, rng: np.random.Generator) -> FloatArray:
         return rng.normal(self.loc, self.scale, size=size)
@@ -222,11 +216,7 @@ class StudentTPosterior(_ScipyFamily):
         return (-math.inf, math.inf)
 
     def _args(self) -> tuple[float, ...]:
-        return (
-            self.df,
-            self.loc,
-            self.scale,
-        )
+        return (self.df, self.loc, self.scale)
 
     def sample(self, size: int, rng: np.random.Generator) -> FloatArray:
         return self.loc + self.scale * rng.standard_t(self.df, size=size)

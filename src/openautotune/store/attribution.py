@@ -142,8 +142,12 @@ def run_outcome_query(
     return conn.execute(sa.text(text), used)
 
 
-def query_text(dialect: str, definition: Definition) -> str:
-    """The attribution query for one definition on one dialect (`sqlite` or `postgresql`)."""
+def query_text(dialect: str, definition: Definition, template: str = _MATURED) -> str:
+    """An attribution query for one definition on one dialect (`sqlite` or `postgresql`).
+
+    `template` is the aggregate query by default; contextual training passes its per-unit one. Both
+    take the same `{raw}` (the success event's value text), `{number}` and `{value_filter}`.
+    """
     sqlite = dialect == "sqlite"
     if definition.optimizes_value:
         field_text = _SQLITE_FIELD if sqlite else _POSTGRES_FIELD
@@ -152,7 +156,7 @@ def query_text(dialect: str, definition: Definition) -> str:
     else:
         raw, number = "1", "1.0"
     value_filter = "AND e.value = :success_value" if definition.success_event_value else ""
-    return _MATURED.format(raw=raw, number=number, value_filter=value_filter)
+    return template.format(raw=raw, number=number, value_filter=value_filter)
 
 
 def matured_aggregates(

@@ -22,13 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from openautotune.domain.autotune import Definition
-from openautotune.store.attribution import (
-    _POSTGRES_FIELD,
-    _POSTGRES_NUMBER,
-    _SQLITE_FIELD,
-    _SQLITE_NUMBER,
-    run_outcome_query,
-)
+from openautotune.store.attribution import query_text, run_outcome_query
 from openautotune.store.ingest_tables import units_table
 from openautotune.store.metadata import EpochMs, metadata
 
@@ -172,18 +166,6 @@ ORDER BY first_exposure_ms, unit_id
 """
 
 
-def _units_query(dialect: str, definition: Definition) -> str:
-    sqlite = dialect == "sqlite"
-    if definition.optimizes_value:
-        field_text = _SQLITE_FIELD if sqlite else _POSTGRES_FIELD
-        raw = field_text if definition.metadata_field else "e.value"
-        number = (_SQLITE_NUMBER if sqlite else _POSTGRES_NUMBER).format(t="raw")
-    else:
-        raw, number = "1", "1.0"
-    value_filter = "AND e.value = :success_value" if definition.success_event_value else ""
-    return _UNITS.format(raw=raw, number=number, value_filter=value_filter)
-
-
 def matured_units(
     conn: Connection, *, autotune_id: str, run: int, definition: Definition, as_of_ms: int
 ) -> list[UnitRow]:
@@ -193,7 +175,7 @@ def matured_units(
     metrics; None when not numeric, which the caller counts as 0, like the aggregates do).
     """
     params = {"autotune_id": autotune_id, "run": run, "as_of": as_of_ms}
-    rows = run_outcome_query(conn, _units_query(conn.dialect.name, definition), definition, params)
+    rows = run_outcome_query(conn, query_text(conn.dialect.name, definition, _UNITS), definition, params)
     out: list[UnitRow] = []
     for row in rows:
         features = _json(row.features)
