@@ -5,10 +5,7 @@ three groups with random weights make every user a comparison of score differenc
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
@@ -20,6 +17,7 @@ from openautotune.stats.contextual.features import Encoding, fit_encoding
 from openautotune.stats.contextual.models import ModelFit
 from openautotune.stats.contextual.publish import group_config
 from tests.e2e.live import SdkProcess
+from tests.e2e.static_specs import serve_static_specs
 
 pytestmark = pytest.mark.e2e
 GROUPS = [{"name": n, "id": f"g_{n}", "parameterValues": {"g": n}} for n in ("a", "b", "c")]
@@ -71,43 +69,12 @@ def published() -> Iterator[tuple[Any, list[dict[str, Any]], np.ndarray]]:
     }
     document = specs_v2.render([], 1_767_225_600_000, cmab_configs={"weights": entry})
     validate_v2(document)
-    body = json.dumps(document).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self._answer(body)
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            self._answer(b'{"success": true}')
-
-        def _answer(self, payload: bytes) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    class Static:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        server_key = "secret-static"
 
     fresh = _population(np.random.default_rng(18), 300)  # unseen values and categories too
     users = population[:200] + fresh
     server_scores = encoding.transform(users) @ weights.T + alphas
-    try:
-        yield Static, users, server_scores
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_static_specs(document) as server:
+        yield server, users, server_scores
 
 
 def test_the_core_sdk_scores_users_as_the_server_does(published: tuple[Any, list[dict[str, Any]], np.ndarray]) -> None:

@@ -6,11 +6,7 @@ The specs come from a tiny static server: the shape is what is tested here, not 
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,6 +15,7 @@ from openautotune.serving import specs_v2
 from openautotune.serving.bucketing import cmab_bucket, unit_id
 from openautotune.serving.validate import validate_v2
 from tests.e2e.live import SdkProcess
+from tests.e2e.static_specs import StaticServer, serve_static_specs
 from tests.e2e.users import generated_users
 from tests.serving.fixtures import T0, golden_pairs
 
@@ -57,12 +54,6 @@ def weights(intercept: float, categorical: dict[str, dict[str, float]] | None = 
     }
 
 
-@dataclass
-class StaticServer:
-    url: str
-    server_key: str
-
-
 @pytest.fixture
 def static_specs() -> Iterator[StaticServer]:
     document = specs_v2.render(
@@ -81,35 +72,8 @@ def static_specs() -> Iterator[StaticServer]:
         },
     )
     validate_v2(document)
-    body = json.dumps(document).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self._answer(body)
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            self._answer(b'{"success": true}')
-
-        def _answer(self, payload: bytes) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield StaticServer(url=f"http://127.0.0.1:{server.server_address[1]}", server_key="secret-static")
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_static_specs(document) as server:
+        yield server
 
 
 def test_core_sdk_reads_our_cmab_configs(static_specs: StaticServer) -> None:
