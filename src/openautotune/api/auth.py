@@ -35,7 +35,12 @@ def console_actor(record: KeyRecord) -> Actor:
     return Actor(id=record.id, name=CONSOLE_ACTOR_NAME)
 
 
-def sdk_key(request: Request, raw: str | None, *, allowed: frozenset[KeyKind]) -> KeyRecord:
+SERVER_ONLY = frozenset({KeyKind.SERVER})
+SERVER_OR_CLIENT = frozenset({KeyKind.SERVER, KeyKind.CLIENT})
+
+
+def require_sdk_key(request: Request, raw: str | None, allowed: frozenset[KeyKind]) -> KeyRecord:
+    """An active key of an `allowed` kind (SDK endpoints), else a 401 in the error shape."""
     record = _authenticator(request).authenticate(raw)
     if record is None or record.kind not in allowed:
         kinds = " or ".join(sorted(kind.value.upper() for kind in allowed))

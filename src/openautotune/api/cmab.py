@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
@@ -102,9 +103,9 @@ async def get_cmab_ranked_groups(
     statsig_api_key: Annotated[str | None, Header(alias="statsig-api-key")] = None,
 ) -> Response:
     """Every variant of a trained contextual autotune for `user`, with its score, best first."""
-    from openautotune.api.sdk_specs import SERVER_OR_CLIENT, authorize, published_specs
+    from openautotune.api.sdk_specs import published_specs
 
-    authorize(request, statsig_api_key, SERVER_OR_CLIENT)
+    require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
     decider = (await deciders(request, published.changed_ms)).get(body.configName)
     if decider is None:

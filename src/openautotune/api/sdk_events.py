@@ -16,10 +16,11 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.service.ingest import BatchResult, Ingestor
-from openautotune.service.keys import CONSOLE_HEADER, KeyAuthenticator
+from openautotune.service.keys import CONSOLE_HEADER
 
 
 class RejectedEvent(BaseModel):
@@ -68,7 +69,6 @@ BATCH_BODY: dict[str, Any] = {
     }
 }
 
-SDK_KEY_KINDS = frozenset({"server", "client"})
 MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
 MAX_EVENTS = 10_000
 GZIP_MAGIC = b"\x1f\x8b"
@@ -137,13 +137,7 @@ def _authorize(request: Request) -> None:
     """Server or client keys; the header name is case-insensitive like every HTTP header. Browser
     SDKs sending with `navigator.sendBeacon` cannot set headers and pass the key as `?k=` instead."""
     raw = request.headers.get(CONSOLE_HEADER) or request.query_params.get("k")
-    authenticator: KeyAuthenticator = request.app.state.keys
-    record = authenticator.authenticate(raw)
-    if record is None or record.kind.value not in SDK_KEY_KINDS:
-        raise ApiError(
-            401,
-            f"This endpoint only accepts an active CLIENT or SERVER key, but an invalid key was sent. Key: {raw or ''}",
-        )
+    require_sdk_key(request, raw, SERVER_OR_CLIENT)
 
 
 async def _log_event(request: Request) -> Response:

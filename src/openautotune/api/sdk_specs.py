@@ -15,32 +15,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from openautotune.api import cmab
+from openautotune.api.auth import SERVER_ONLY, SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.spec_cache import Encoded, Published, SpecCache, SpecsUnavailable
 from openautotune.clock import Clock
 from openautotune.service.ingest import ExposureInput
-from openautotune.service.keys import KeyAuthenticator
 from openautotune.serving.evaluate import Evaluation
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 503)}
 router = APIRouter(tags=["SDK"], responses=ERRORS)
 
-SERVER = frozenset({"server"})
-SERVER_OR_CLIENT = frozenset({"server", "client"})
 NO_UPDATES = orjson.dumps({"has_updates": False})
 EMPTY = b"{}"
 JSON = "application/json"
-
-
-def authorize(request: Request, raw: str | None, kinds: frozenset[str]) -> None:
-    """An active key of one of `kinds`, else 401 in the error shape."""
-    authenticator: KeyAuthenticator = request.app.state.keys
-    record = authenticator.authenticate(raw)
-    if record is None or record.kind.value not in kinds:
-        names = " or ".join(sorted(kind.upper() for kind in kinds))
-        raise ApiError(401, f"This endpoint only accepts an active {names} key, but an invalid key was sent.")
 
 
 def _accepts(request: Request) -> set[str]:
@@ -93,7 +82,7 @@ def _since_time(raw: Any) -> int:
 
 
 async def _v1_specs(request: Request, raw_key: str | None, since_time: int) -> Response:
-    authorize(request, raw_key, SERVER)
+    require_sdk_key(request, raw_key, SERVER_ONLY)
     published = await published_specs(request)
     if since_time and since_time >= published.time_ms:
         return _json(NO_UPDATES)
@@ -134,12 +123,12 @@ async def get_id_lists(
     statsig_api_key: Annotated[str | None, Header(alias="STATSIG-API-KEY")] = None,
 ) -> Response:
     """This server has no id lists: always `{}`."""
-    authorize(request, statsig_api_key, SERVER)
+    require_sdk_key(request, statsig_api_key, SERVER_ONLY)
     return _json(EMPTY)
 
 
 async def _v2_specs(request: Request, sdk_key: str, sinceTime: str | None, checksum: str | None) -> Response:
-    authorize(request, sdk_key or request.headers.get("statsig-api-key"), SERVER)
+    require_sdk_key(request, sdk_key or request.headers.get("statsig-api-key"), SERVER_ONLY)
     since_time = _since_time(sinceTime)
     published = await published_specs(request)
     if (checksum and checksum == published.checksum) or (since_time and since_time >= published.time_ms):
@@ -192,7 +181,7 @@ async def get_config(
     statsig_api_key: Annotated[str | None, Header(alias="statsig-api-key")] = None,
 ) -> Response:
     """Evaluate one autotune server-side, exactly as an SDK would for the same specs."""
-    authorize(request, statsig_api_key, SERVER_OR_CLIENT)
+    require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
     contextual = await cmab.serve(request, body.configName, body.user, published.changed_ms)
     if contextual is not None:  # a trained contextual autotune: Thompson sampling, exact propensity
