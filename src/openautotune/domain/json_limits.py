@@ -1,0 +1,147 @@
+"""JSON read with limits: the one parser every boundary uses (Console API, SDK endpoints, dashboard).
+
+A value that passes here can be stored, re-encoded by orjson and served by every SDK: nesting at most
+`max_depth` deep (orjson encodes at most 254 levels), integers inside 64-bit range (orjson and
+PostgreSQL `bigint` refuse larger ones), finite numbers, strings that are valid Unicode (no lone
+surrogates: they cannot be encoded as UTF-8) and not longer than `max_string`, containers of at most
+`max_items` members. Whatever fails gets a `JsonProblem` naming where, so the caller answers 400 (or
+drops one event of a batch) before anything is written.
+
+Two parsers, one set of rules: `parse_json` reads integers exactly (Python's parser with hooks), so a
+26-digit integer is refused rather than silently rounded; `parse_json_fast` uses orjson for SDK batches
+(a hot path), where an integer beyond 64 bits is read as the float JSON's number model allows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# A decimal integer of more digits than this is out of 64-bit range; refusing it before int() also
+# keeps Python's own 4,300-digit conversion limit (and its quadratic cost) out of reach.
+_MAX_INT_DIGITS = 20
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    max_depth: int = 32
+    max_string: int = 64 * 1024
+    max_items: int = 10_000
+    max_key: int = 1024
+
+
+DEFAULT_LIMITS = JsonLimits()
+
+
+class JsonProblem(ValueError):
+    """The value breaks a limit (or is not JSON); `path` is where, e.g. `variants[0].json.a`."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+def _parse_int(text: str) -> int:
+    digits = text.lstrip("-")
+    if len(digits) > _MAX_INT_DIGITS:
+        raise JsonProblem("", "an integer is outside the 64-bit range")
+    return int(text)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JsonProblem("", f"{name} is not a JSON number")
+
+
+def decode_utf8(raw: bytes | str) -> str:
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JsonProblem("", "the body is not valid UTF-8") from None
+
+
+def parse_json(raw: bytes | str, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
+    """Parse exactly (integers are never rounded) and check every limit; raises `JsonProblem`."""
+    text = decode_utf8(raw)
+    try:
+        value = json.loads(text, parse_int=_parse_int, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise JsonProblem("", f"nesting is deeper than {limits.max_depth} levels") from None
+    except json.JSONDecodeError as error:
+        raise JsonProblem("", f"the body is not valid JSON ({error.msg} at position {error.pos})") from None
+    check_json(value, limits)
+    return value
+
+
+def parse_json_fast(raw: bytes | str, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
+    """orjson's parse (valid UTF-8, no NaN, at most 1,024 levels) followed by the same checks."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise JsonProblem("", f"the body is not valid JSON ({error.msg})") from None
+    check_json(value, limits)
+    return value
+
+
+def check_json(value: Any, limits: JsonLimits = DEFAULT_LIMITS, path: str = "") -> None:
+    """Check an already-parsed value (from any parser) against the limits; raises `JsonProblem`."""
+    _check(value, limits, path, 0)
+
+
+def _check(value: Any, limits: JsonLimits, path: str, depth: int) -> None:
+    if isinstance(value, str):
+        _check_string(value, limits.max_string, path)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise JsonProblem(path, "an integer is outside the 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise JsonProblem(path, "a number is not finite")
+    elif isinstance(value, dict):
+        if depth >= limits.max_depth:
+            raise JsonProblem(path, f"nesting is deeper than {limits.max_depth} levels")
+        if len(value) > limits.max_items:
+            raise JsonProblem(path, f"an object has more than {limits.max_items} members")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise JsonProblem(path, "an object key is not a string")
+            _check_string(key, limits.max_key, path)
+            _check(item, limits, f"{path}.{key}" if path else key, depth + 1)
+    elif isinstance(value, list | tuple):
+        if depth >= limits.max_depth:
+            raise JsonProblem(path, f"nesting is deeper than {limits.max_depth} levels")
+        if len(value) > limits.max_items:
+            raise JsonProblem(path, f"an array has more than {limits.max_items} items")
+        for index, item in enumerate(value):
+            _check(item, limits, f"{path}[{index}]", depth + 1)
+    else:
+        raise JsonProblem(path, f"a {type(value).__name__} is not a JSON value")
+
+
+def _check_string(text: str, limit: int, path: str) -> None:
+    if len(text) > limit:
+        raise JsonProblem(path, f"a string is longer than {limit} characters")
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise JsonProblem(path, "a string holds a lone surrogate (not valid Unicode)") from None
+
+
+def check_text(text: str, what: str, limit: int) -> str:
+    """A single text field (description, id, name): valid Unicode, no NUL, at most `limit` characters."""
+    if "\x00" in text:
+        raise JsonProblem(what, "contains a NUL character")
+    _check_string(text, limit, what)
+    return text

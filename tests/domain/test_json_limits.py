@@ -1,0 +1,73 @@
+"""The one JSON reader with limits: every value it lets through can be stored and re-encoded by orjson."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from openautotune.domain.json_limits import JsonLimits, JsonProblem, check_json, check_text, parse_json, parse_json_fast
+
+PARSERS = [parse_json, parse_json_fast]
+
+
+@pytest.mark.parametrize("parse", PARSERS)
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'"\\ud800"',
+        b"NaN",
+        b"1e400",
+        b"[" * 40 + b"]" * 40,
+        b'{"a": "\xed\xa0\x80"}',
+        b"\xff",
+        b"{",
+    ],
+)
+def test_refused_by_both_parsers(parse, body):
+    with pytest.raises(JsonProblem):
+        parse(body)
+
+
+@pytest.mark.parametrize(
+    "body", [b"18446744073709551616", b"1" * 4000, b"9223372036854775808", b"-9223372036854775809"]
+)
+def test_exact_parser_refuses_integers_beyond_64_bits(body):
+    with pytest.raises(JsonProblem, match="64-bit"):
+        parse_json(body)
+
+
+def test_limits_name_the_path():
+    with pytest.raises(JsonProblem) as raised:
+        check_json({"variants": [{"json": {"a": "x" * 11}}]}, JsonLimits(max_string=10))
+    assert raised.value.path == "variants[0].json.a"
+
+
+def test_depth_at_and_over_the_limit():
+    limits = JsonLimits(max_depth=3)
+    check_json([[["leaf"]]], limits)
+    with pytest.raises(JsonProblem, match="deeper than 3"):
+        check_json([[[["leaf"]]]], limits)
+
+
+def test_check_text_refuses_nul_and_surrogates():
+    assert check_text("ok", "description", 10) == "ok"
+    for bad in ("a\x00b", "\ud800", "x" * 11):
+        with pytest.raises(JsonProblem):
+            check_text(bad, "description", 10)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        max_leaves=20,
+    )
+)
+def test_whatever_passes_the_check_orjson_can_encode(value):
+    try:
+        check_json(value)
+    except JsonProblem:
+        return
+    assert orjson.loads(orjson.dumps(value)) is not None or value is None
