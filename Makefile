@@ -1,10 +1,13 @@
 # The two commands a user needs: `make serve` and `make test`. Both create .venv when missing.
+# `make test` is the whole set-up: it installs what the tests drive (Debian's chromium, as root) and
+# the tests start their own throwaway servers (PostgreSQL; see tests/services/).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
+PYTEST_WORKERS ?= 2
 
-.PHONY: serve test lint typecheck imports unit install install-dev demo clean
+.PHONY: serve test lint typecheck imports unit install install-dev test-packages demo fmt bench clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "openautotune needs Python 3.11+"'
@@ -29,8 +32,12 @@ demo: $(VENV)/.installed
 	$(BIN)/openautotune demo
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+fmt: install-dev
+	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts
 
 typecheck: install-dev
 	$(BIN)/mypy src
@@ -38,10 +45,18 @@ typecheck: install-dev
 imports: install-dev
 	$(BIN)/lint-imports
 
-unit: install-dev
-	$(BIN)/pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
+# Debian packages whose programs the tests drive; installed only when missing and running as root.
+test-packages:
+	scripts/ensure-test-packages chromium:chromium
+
+unit: install-dev test-packages
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck imports unit
+
+# Every benchmark, one after another; their output goes into docs/benchmarks.md ("Latest `make bench` run").
+bench: install-dev
+	$(BIN)/python scripts/bench_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

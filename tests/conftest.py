@@ -1,7 +1,9 @@
-"""Shared fixtures: a fresh database on SQLite and (when configured) PostgreSQL, and an app client.
+"""Shared fixtures: a fresh database on SQLite and PostgreSQL, and an app client.
 
-PostgreSQL tests read OPENAUTOTUNE_TEST_POSTGRES_URL. Unset (a laptop without PostgreSQL), they
-skip with a reason; set but unreachable, they fail: CI must never pass by skipping them.
+PostgreSQL tests read OPENAUTOTUNE_TEST_POSTGRES_URL. Unset, the run starts a throwaway PostgreSQL
+server of its own (tests/services/postgres.py) and removes it at the end; only when PostgreSQL's server
+binaries are missing do those tests skip, with the reason. Set but unreachable, they fail: a run must
+never pass by skipping them.
 """
 
 from __future__ import annotations
@@ -17,9 +19,36 @@ from fastapi.testclient import TestClient
 
 from openautotune.store.database import normalise_url
 from openautotune.testing import TestApp, make_test_app
+from tests.services.postgres import ThrowawayPostgres, Unavailable
 
 POSTGRES_ENV = "OPENAUTOTUNE_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgresql"]
+_throwaway: ThrowawayPostgres | None = None
+_unavailable_reason = ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the throwaway PostgreSQL once, in the process that spawns the xdist workers (they inherit
+    the URL through the environment), unless a URL was given."""
+    global _throwaway, _unavailable_reason  # noqa: PLW0603 - one server for the whole run
+    if os.environ.get(POSTGRES_ENV) or hasattr(config, "workerinput"):
+        return
+    try:
+        _throwaway = ThrowawayPostgres.start()
+    except Unavailable as error:
+        _unavailable_reason = str(error)
+        os.environ[f"{POSTGRES_ENV}_UNAVAILABLE"] = _unavailable_reason
+        return
+    os.environ[POSTGRES_ENV] = _throwaway.url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Runs after the last test, after a failure and after Ctrl-C alike."""
+    global _throwaway  # noqa: PLW0603
+    if _throwaway is not None:
+        _throwaway.stop()
+        os.environ.pop(POSTGRES_ENV, None)
+        _throwaway = None
 
 
 def postgres_url() -> str | None:
@@ -30,7 +59,8 @@ def postgres_url() -> str | None:
 def _postgres_server() -> str:
     url = postgres_url()
     if url is None:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (see docs/operations.md)")
+        reason = os.environ.get(f"{POSTGRES_ENV}_UNAVAILABLE", "no server")
+        pytest.skip(f"PostgreSQL tests: could not start a throwaway server ({reason}); or set {POSTGRES_ENV}")
     engine = sa.create_engine(normalise_url(url))
     try:
         with engine.connect() as conn:

@@ -70,7 +70,7 @@ class LiveServer:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, database_url: str, *, env: dict[str, str] | None = None, timeout: float = 30.0) -> LiveServer:
+    def start(cls, database_url: str, *, env: dict[str, str] | None = None, timeout: float = 60.0) -> LiveServer:
         """Serve `database_url` on a free port. Specs are re-checked on every request (refresh 0 s) so a
         test sees each change at once; `env` overrides settings (e.g. OPENAUTOTUNE_SPECS_REFRESH_SECONDS)."""
         db = Database.from_url(database_url)

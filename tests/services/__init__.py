@@ -1,0 +1,1 @@
+"""Throwaway servers the tests start for themselves, so `make test` needs nothing set up beforehand."""
