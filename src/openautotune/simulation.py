@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from openautotune.clock import Clock, FixedClock
+from openautotune.contextual.features import as_category, as_number, user_value
 from openautotune.domain.autotune import Actor, Allocation, Autotune
 from openautotune.engine.contextual_simulator import (
     ContextualConfig,
@@ -47,7 +48,6 @@ from openautotune.serving.bucketing import CMAB_BUCKETS, cmab_bucket, unit_id
 from openautotune.serving.cmab import cmab_configs
 from openautotune.serving.entries import config_entry
 from openautotune.serving.evaluate import compile_entry
-from openautotune.stats.contextual.features import as_category, as_number, user_value
 from openautotune.store import autotunes as autotune_store
 from openautotune.store import migrate
 from openautotune.store.database import Database

@@ -154,7 +154,7 @@ def test_sdk_traffic_serves_what_the_published_policy_says(tmp_path: Path) -> No
     import sqlalchemy as sa
 
     from openautotune.clock import FixedClock
-    from openautotune.engine.contextual import model_from_json
+    from openautotune.contextual.training import model_from_json
     from openautotune.engine.contextual_simulator import simulate_contextual
     from openautotune.simulation import SdkContextualTraffic, start_contextual_autotune
     from openautotune.store import autotunes as autotune_store

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from openautotune.clock import HOUR_MS, FixedClock
+from openautotune.contextual.training import model_from_json
 from openautotune.domain.autotune import Autotune
-from openautotune.engine.contextual import model_from_json
 from openautotune.engine.contextual_world import ContextualSpec, FloatArray
 from openautotune.engine.simulator import (
     DELAY_DISTRIBUTIONS,
