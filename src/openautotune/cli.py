@@ -16,7 +16,7 @@ from openautotune.store import migrate
 from openautotune.store.database import Database
 
 if TYPE_CHECKING:  # the engine pulls in numpy and scipy: imported only by the commands that need it
-    from openautotune.engine.simulator import HourReport, SimulationConfig, SimulationResult
+    from openautotune.simulation.bandit import HourReport, SimulationConfig, SimulationResult
 
 app = typer.Typer(
     help="openautotune: self-hosted Bayesian bandits compatible with Statsig Autotune.", no_args_is_help=True
@@ -175,7 +175,7 @@ def __getattr__(name: str) -> Any:
     """`from openautotune.cli import SdkTraffic` (and the other simulation helpers) still works: they
     live in `openautotune.simulation`, imported only when asked for (it pulls in numpy and scipy)."""
     if name in _SIMULATION_NAMES:
-        from openautotune import simulation
+        from openautotune.simulation import wiring as simulation
 
         return getattr(simulation, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -227,7 +227,7 @@ def simulate(
     from rich.progress import Progress
 
     from openautotune.domain.errors import DomainError
-    from openautotune.engine.simulator import SimulationConfig
+    from openautotune.simulation.bandit import SimulationConfig
 
     if contextual is not None:
         if seeds > 1 or direct:
@@ -277,7 +277,7 @@ def simulate(
             )
 
         try:
-            from openautotune.simulation import run_simulation
+            from openautotune.simulation.wiring import run_simulation
 
             result = run_simulation(
                 config,
@@ -322,7 +322,7 @@ def _simulate_study(
                 f"{result.regret_ratio:.3f}" if result.equal_split_regret > 0 else "-",
             )
 
-        from openautotune.simulation import run_study
+        from openautotune.simulation.wiring import run_study
 
         results = run_study(configs, workers=workers, through_sdk=through_sdk, on_result=on_result, **options)
     out.print(table)
@@ -357,9 +357,9 @@ def _simulate_contextual(
     from rich.progress import Progress
 
     from openautotune.domain.errors import DomainError
-    from openautotune.engine.contextual_simulator import ContextualConfig, ContextualHourReport
-    from openautotune.engine.contextual_world import ContextualSpec
-    from openautotune.simulation import run_contextual_simulation
+    from openautotune.simulation.contextual import ContextualConfig, ContextualHourReport
+    from openautotune.simulation.contextual_world import ContextualSpec
+    from openautotune.simulation.wiring import run_contextual_simulation
 
     try:
         text = spec_text if spec_text.lstrip().startswith("{") else Path(spec_text).read_text()
@@ -496,7 +496,7 @@ def demo(
     """Seed the database with demo autotunes at every stage and days of simulated traffic (then `serve`)."""
     from dataclasses import replace as replace_spec
 
-    from openautotune.simulation import SdkTraffic
+    from openautotune.simulation.wiring import SdkTraffic
     from openautotune.web import demo as demo_seed
 
     db = _database(_settings(database_url))
