@@ -1,4 +1,4 @@
-"""The simulator's wiring (a composition root, like `cli.py` and `api/app.py`).
+"""The simulator's wiring (a composition root, like `cli` and `api/app.py`).
 
 `simulation/bandit.py` may only use the engine's own layers (domain, stats, clock, store); this module
 plugs in the rest of the real path for `openautotune simulate` and the tests: the autotune is created
