@@ -26,6 +26,7 @@ from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
+from openautotune.api.published import published_specs
 from openautotune.clock import Clock
 from openautotune.contextual.serving import Decider, load_deciders
 from openautotune.service.ingest import ExposureInput
@@ -103,8 +104,6 @@ async def get_cmab_ranked_groups(
     statsig_api_key: Annotated[str | None, Header(alias="statsig-api-key")] = None,
 ) -> Response:
     """Every variant of a trained contextual autotune for `user`, with its score, best first."""
-    from openautotune.api.sdk_specs import published_specs
-
     require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
     decider = (await deciders(request, published.changed_ms)).get(body.configName)
