@@ -1,6 +1,6 @@
 """`openautotune demo`: a database with a few autotunes at different stages, so the dashboard has something to show.
 
-Each running autotune gets several simulated days of traffic from the engine's simulator
+Each running autotune gets several simulated days of traffic from the simulator
 (`simulation/bandit.py`): synthetic users are served by what is published, their exposures and
 success events are recorded through the `Traffic` the caller wires (the CLI passes the SDK path:
 the serving evaluator and ingestion, so the exposures log and the traffic chart fill too), and the
