@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from openautotune.engine.contextual_serving import load_deciders
+from openautotune.contextual.serving import load_deciders
 from openautotune.engine.update import update_autotune
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import specs as spec_service
@@ -17,7 +17,7 @@ from openautotune.serving.cmab import cmab_configs
 from openautotune.store.ingest_tables import events_table, exposures_table, units_table
 from openautotune.testing import TestApp
 from tests.api.helpers import body, created_id
-from tests.stats.contextual.sdk import sdk_score
+from tests.contextual.sdk import sdk_score
 
 HOUR = 3_600_000
 

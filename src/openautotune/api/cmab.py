@@ -1,7 +1,7 @@
 """Contextual autotunes served by the server itself (contextual.md, "Policy" and "Results").
 
 - `/v1/get_config` (in `sdk_specs`) asks `serve()` first: a trained contextual autotune is decided by
-  Thompson sampling (`engine.contextual_serving`), and the exposure is stored with its exact propensity
+  Thompson sampling (`contextual.serving`), and the exposure is stored with its exact propensity
   before the answer is sent. Untrained ones (the exploration window) fall through to the ordinary
   evaluation, the same equal split the SDKs use.
 - `POST /v1/get_cmab_ranked_groups` with `{configName, user}`: every variant with its published score,
@@ -26,8 +26,9 @@ from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
+from openautotune.api.published import published_specs
 from openautotune.clock import Clock
-from openautotune.engine.contextual_serving import Decider, load_deciders
+from openautotune.contextual.serving import Decider, load_deciders
 from openautotune.service.ingest import ExposureInput
 from openautotune.store.database import Database
 
@@ -103,8 +104,6 @@ async def get_cmab_ranked_groups(
     statsig_api_key: Annotated[str | None, Header(alias="statsig-api-key")] = None,
 ) -> Response:
     """Every variant of a trained contextual autotune for `user`, with its score, best first."""
-    from openautotune.api.sdk_specs import published_specs
-
     require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
     decider = (await deciders(request, published.changed_ms)).get(body.configName)
