@@ -172,8 +172,8 @@ async def get_config(
     """Evaluate one autotune server-side, exactly as an SDK would for the same specs."""
     require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
-    contextual = await cmab.serve(request, body.configName, body.user, published.changed_ms)
-    if contextual is not None:  # a trained contextual autotune: Thompson sampling, exact propensity
+    contextual = await cmab.serve(request, body.configName, body.user, published)
+    if contextual is not None:  # a running contextual autotune, as the core SDK reads `cmab_configs` first
         return _json(orjson.dumps(contextual))
     evaluation = published.evaluator.evaluate(body.user, body.configName)
     if evaluation is None:

@@ -27,7 +27,7 @@ from openautotune.service import autotunes as autotune_service
 from openautotune.service import specs as spec_service
 from openautotune.service.ingest import Ingestor
 from openautotune.serving.bucketing import CMAB_BUCKETS, cmab_bucket, unit_id
-from openautotune.serving.cmab import cmab_configs
+from openautotune.serving.cmab import cmab_configs, equal_split
 from openautotune.serving.entries import config_entry
 from openautotune.serving.evaluate import compile_entry
 from openautotune.simulation.bandit import (
@@ -254,8 +254,9 @@ class SdkContextualTraffic:
         served: list[Served] = []
         if config is None:
             for user in users:
-                h = cmab_bucket(entry["salt"], unit_id(user, entry["idType"]))
-                served.append(Served(groups[h * len(groups) // CMAB_BUCKETS], True, version))
+                assignment = equal_split(entry, user)
+                assert assignment is not None  # the entry has no config
+                served.append(Served(assignment.group["id"], True, version))
             return served
         weights = np.array([1.0 / (config[g]["records"] + 1.0) for g in groups])
         weights /= weights.sum()
