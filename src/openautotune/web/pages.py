@@ -115,6 +115,8 @@ async def logout(request: Request) -> Response:
     found = auth.visitor(request)
     if not auth.csrf_ok(found, form):
         return _render(request, "message.html", found, 403, title="Form expired", message=EXPIRED_FORM)
+    assert found is not None  # csrf_ok needs a session
+    auth.end_session(request, found)
     response = RedirectResponse("/login?signed_out=true", status_code=303)
     auth.clear_session(response)
     return response
