@@ -48,6 +48,17 @@ def test_sessions_end_after_the_idle_limit(client: TestClient, test_app: TestApp
     assert _session_rows(test_app) == 0
 
 
+def test_the_pages_background_refresh_does_not_keep_a_session_open(client: TestClient, test_app: TestApp) -> None:
+    made = create(test_app.db, test_app.clock)
+    sign_in(client, test_app.console_key)
+    for _ in range(29):  # an unattended tab polls its exposures log
+        test_app.clock.advance(MINUTE_MS)
+        assert client.get(f"/autotunes/{made.id}/exposures").status_code == 200
+    test_app.clock.advance(MINUTE_MS)
+    assert client.get(f"/autotunes/{made.id}/exposures").status_code == 401
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
 def test_sessions_end_at_the_absolute_limit_even_when_active(client: TestClient, test_app: TestApp) -> None:
     sign_in(client, test_app.console_key)
     for _ in range(12 * 3 - 1):

@@ -49,8 +49,11 @@ def open_session(db: Database, clock: Clock, key_id: str, limits: SessionLimits)
     return session_id
 
 
-def is_active(db: Database, clock: Clock, session_id: str, key_id: str, limits: SessionLimits) -> bool:
-    """Whether the session is still open for `key_id`; records the activity (see MAX_TOUCH_INTERVAL_MS)."""
+def is_active(
+    db: Database, clock: Clock, session_id: str, key_id: str, limits: SessionLimits, *, activity: bool = True
+) -> bool:
+    """Whether the session is still open for `key_id`; with `activity`, records it (see MAX_TOUCH_INTERVAL_MS).
+    A page's own background polling is no activity: an open tab nobody looks at still goes idle."""
     id_hash, now = _hash(session_id), clock.now_ms()
     with db.read() as conn:
         found = store.get(conn, id_hash)
@@ -59,7 +62,7 @@ def is_active(db: Database, clock: Clock, session_id: str, key_id: str, limits: 
     if now - found.last_seen_ms >= limits.idle_ms or now - found.created_ms >= limits.absolute_ms:
         close_session(db, session_id)
         return False
-    if now - found.last_seen_ms >= limits.touch_interval_ms:
+    if activity and now - found.last_seen_ms >= limits.touch_interval_ms:
         with db.write() as conn:
             store.touch(conn, id_hash, now)
     return True

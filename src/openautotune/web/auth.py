@@ -107,22 +107,23 @@ def _active_console_key(request: Request, key_id: str) -> ConsoleKey | None:
     return None
 
 
-def _still_open(request: Request, found: Session) -> bool:
+def _still_open(request: Request, found: Session, activity: bool) -> bool:
     """A signed-in cookie counts only while its server-side session is open (not signed out, not idle)."""
     if found.key_id is None or found.session_id is None:
         return False
-    limits = session_limits(request)
-    return dashboard_sessions.is_active(database(request), clock(request), found.session_id, found.key_id, limits)
+    db, limits = database(request), session_limits(request)
+    return dashboard_sessions.is_active(db, clock(request), found.session_id, found.key_id, limits, activity=activity)
 
 
-def visitor(request: Request) -> Visitor | None:
-    """The visitor behind this request's cookie; None when there is no valid session at all."""
+def visitor(request: Request, *, activity: bool = True) -> Visitor | None:
+    """The visitor behind this request's cookie; None when there is no valid session at all. `activity=False`
+    for a page's background refreshes: they must not keep an unattended session from going idle."""
     cookie, ttl_ms = request.cookies.get(sessions.COOKIE_NAME), session_limits(request).absolute_ms
     found = sessions.decode(cookie, _secret(request), clock(request).now_ms(), ttl_ms)
     if found is None:
         return None
     key = None
-    if found.key_id is not None and _still_open(request, found):
+    if found.key_id is not None and _still_open(request, found, activity):
         key = _active_console_key(request, found.key_id)
     return Visitor(session=found, key=key)
 

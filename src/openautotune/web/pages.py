@@ -184,7 +184,7 @@ def autotune_detail(request: Request, autotune_id: str) -> Response:
 @router.get("/autotunes/{autotune_id}/exposures")
 def exposures_fragment(request: Request, autotune_id: str) -> Response:
     """The exposures log alone (HTML rows), which the autotune page re-fetches every few seconds."""
-    found = auth.visitor(request)
+    found = auth.visitor(request, activity=False)  # polling is not someone using the dashboard
     if found is None or not found.signed_in:
         return Response("Sign in first.", status_code=401, media_type="text/plain")
     db = auth.database(request)
