@@ -27,7 +27,8 @@ class SessionLimits:
 
     @classmethod
     def of(cls, idle_minutes: int, max_hours: int) -> SessionLimits:
-        return cls(idle_ms=idle_minutes * 60_000, absolute_ms=max_hours * 3_600_000)
+        """From the settings; a zero or negative setting means the shortest limit (1 minute, 1 hour)."""
+        return cls(idle_ms=max(1, idle_minutes) * 60_000, absolute_ms=max(1, max_hours) * 3_600_000)
 
     @property
     def touch_interval_ms(self) -> int:
