@@ -96,6 +96,17 @@ def test_sign_out_in_one_server_process_ends_the_session_in_every_other(
         other.db.dispose()
 
 
+def test_signing_in_again_ends_the_session_it_replaces(client: TestClient, test_app: TestApp) -> None:
+    sign_in(client, test_app.console_key)
+    first = client.cookies[sessions.COOKIE_NAME]
+    page = client.get("/login")  # signed in: redirected to the list, whose forms carry the CSRF token
+    answer = client.post("/login", data={"key": test_app.read_only_key, "csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 200
+    assert _session_rows(test_app) == 1
+    client.cookies.set(sessions.COOKIE_NAME, first)
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
 def test_expired_sessions_are_forgotten(client: TestClient, test_app: TestApp) -> None:
     sign_in(client, test_app.console_key)
     client.cookies.clear()

@@ -104,6 +104,8 @@ async def login(request: Request) -> Response:
     key = auth.authenticate_console_key(request, _field(form, "key"))
     if key is None:
         return _render(request, "login.html", found, 401, next=target, error=WRONG_KEY)
+    if found is not None:  # signing in again (another key, say): the session it replaces ends server-side
+        auth.end_session(request, found)
     response = RedirectResponse(target, status_code=303)
     auth.store_session(request, response, auth.new_signed_in_session(request, key))
     return response
