@@ -8,16 +8,17 @@
 - `POST /v1/get_cmab_ranked_groups` with `{configName, user}`: every variant with its published score,
   best first. The caller logs an ordinary exposure for the one it shows (`isManualExposure: "true"`).
 
-Deciders are rebuilt when the published specs change (a new policy always changes them).
+Deciders are rebuilt when the published specs change (a new policy always changes them). Contextual
+serving (numpy, scipy) is imported on first use: a server starts without it, and one with no contextual
+autotune never loads it.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
@@ -31,10 +32,14 @@ from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.published import published_specs
 from openautotune.api.spec_cache import Published
 from openautotune.clock import Clock
-from openautotune.contextual.serving import Decider, load_deciders
 from openautotune.service.ingest import ExposureInput
 from openautotune.serving.cmab import equal_split
 from openautotune.store.database import Database
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from openautotune.contextual.serving import Decider
 
 router = APIRouter(tags=["SDK"], responses={code: {"model": ErrorBody} for code in (400, 401, 404, 503)})
 
@@ -47,12 +52,26 @@ class ContextualDeciders:
         self._lock = threading.Lock()
         self._changed_ms: int | None = None
         self._deciders: dict[str, Decider] = {}
-        self.rng = np.random.default_rng()
+        self._rng: np.random.Generator | None = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        if self._rng is None:
+            import numpy as np
+
+            self._rng = np.random.default_rng()
+        return self._rng
+
+    @rng.setter
+    def rng(self, generator: np.random.Generator) -> None:
+        self._rng = generator
 
     def fresh(self, changed_ms: int) -> dict[str, Decider] | None:
         return self._deciders if self._changed_ms == changed_ms else None
 
     def load(self, changed_ms: int) -> dict[str, Decider]:
+        from openautotune.contextual.serving import load_deciders
+
         with self._lock:
             if self._changed_ms != changed_ms:
                 self._deciders = load_deciders(self._db)
