@@ -252,5 +252,28 @@ def test_a_body_over_the_limits_is_413_and_stores_nothing(ingest: Ingest) -> Non
     too_many = orjson.dumps({"events": [good] * (MAX_EVENTS + 1)})
     salvaged = too_many.replace(b"]}", b', "\\ud800"]}')  # the salvage path counts too
     answers = [ingest.post_raw(body, gzipped=True) for body in (padded, too_many, salvaged)]
-    assert [(a.status_code, a.json()["status"]) for a in answers] == [(413, 413)] * 3
+    answers.append(ingest.post_raw(padded))  # over the limit on the wire as well
+    assert [(a.status_code, a.json()["status"]) for a in answers] == [(413, 413)] * 4
     assert ingest.counts() == (0, 0, 0)
+
+
+def test_salvaged_events_are_stored_exactly_as_sent(ingest: Ingest) -> None:
+    """Strings holding brackets, quotes and escapes must not confuse the scanner that delimits events."""
+    t = ingest.now
+    tricky = {"k": ']}"[{\\', "ü": "\\u0041", "nested": {"list": [1, "]", {"}": "{"}]}}
+    good = [custom_event("click", user={"userID": f"u{i}"}, time=t, value='"]', metadata=tricky) for i in (1, 2)]
+    body = b'{ "statsigMetadata" : {"a": [1, "]"]} ,\n "events" : [ %s ,{"eventName": NaN} , %s ] }' % (
+        orjson.dumps(good[0]),
+        orjson.dumps(good[1]),
+    )
+
+    answer = ingest.post_raw(body).json()
+
+    assert (answer["accepted"], answer["rejected"]) == (
+        2,
+        [{"index": 1, "reason": "eventName must be a non-empty string"}],
+    )
+    assert sorted(((row["unit_id"], row["value"], row["metadata"]) for row in ingest.events()), key=str) == [
+        ("u1", '"]', tricky),
+        ("u2", '"]', tricky),
+    ]
