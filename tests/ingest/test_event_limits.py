@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from openautotune.service.ingest import parse
-from openautotune.service.ingest.envelope import MAX_EVENTS
+from openautotune.service.ingest.envelope import MAX_EVENTS, MAX_SCAN_TOKENS
 from tests.ingest.conftest import Ingest, create_autotune, custom_event, exposure
 
 LIMIT = parse.MAX_OBJECT_BYTES
@@ -251,9 +251,15 @@ def test_a_body_over_the_limits_is_413_and_stores_nothing(ingest: Ingest) -> Non
     padded = orjson.dumps({"events": [good], "padding": "x" * (17 * 1024 * 1024)})
     too_many = orjson.dumps({"events": [good] * (MAX_EVENTS + 1)})
     salvaged = too_many.replace(b"]}", b', "\\ud800"]}')  # the salvage path counts too
-    answers = [ingest.post_raw(body, gzipped=True) for body in (padded, too_many, salvaged)]
+    # Bodies whose parse would build millions of objects (gigabytes, seconds of CPU), and one whose
+    # unreadable event would take seconds to skip, from a few KB of gzip each.
+    brackets = b'{"events": [%s, %s]}' % (orjson.dumps(good), b"[" * 4_000_000 + b"]" * 4_000_000)
+    empty_objects = b'{"events": [%s, [%s]]}' % (orjson.dumps(good), b",".join([b"{}"] * 1_000_000))
+    unskippable = b'{"events": [%s, [%s nope]]}' % (orjson.dumps(good), b'"a" ' * (MAX_SCAN_TOKENS + 1))
+    bodies = (padded, too_many, salvaged, brackets, empty_objects, unskippable)
+    answers = [ingest.post_raw(body, gzipped=True) for body in bodies]
     answers.append(ingest.post_raw(padded))  # over the limit on the wire as well
-    assert [(a.status_code, a.json()["status"]) for a in answers] == [(413, 413)] * 4
+    assert [(a.status_code, a.json()["status"]) for a in answers] == [(413, 413)] * 7
     assert ingest.counts() == (0, 0, 0)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,11 +91,23 @@ def _lenient_int(text: str) -> int:
     return int(text)
 
 
+_LENIENT = json.JSONDecoder(parse_int=_lenient_int)
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")  # always matches
+
+
 def load_lenient(text: str) -> Any:
     """Read what the strict parsers refuse (NaN, Infinity, huge integers, lone surrogates) as values that
     `check_json` then refuses; raises `JsonProblem` only for text that is not JSON or nests too deep to read."""
+    value, end = load_lenient_at(text, 0)
+    if text[end:].strip():
+        raise JsonProblem("", "not valid JSON (Extra data)")
+    return value
+
+
+def load_lenient_at(text: str, start: int) -> tuple[Any, int]:
+    """`load_lenient` of the one value starting at `start` (after any whitespace): the value and where it ends."""
     try:
-        return json.loads(text, parse_int=_lenient_int)
+        return _LENIENT.raw_decode(text, _JSON_SPACE.match(text, start).end())  # type: ignore[union-attr]
     except RecursionError:
         raise JsonProblem("", "nesting is too deep to read") from None
     except json.JSONDecodeError as error:
