@@ -21,6 +21,7 @@ from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.service.ingest import BatchResult, Ingestor
 from openautotune.service.ingest.envelope import BadEnvelope, read_events
+from openautotune.service.ingest.parse import MAX_NAME, MAX_VALUE
 from openautotune.service.keys import CONSOLE_HEADER
 
 
@@ -54,11 +55,13 @@ BATCH_BODY: dict[str, Any] = {
                             "type": "array",
                             "items": {
                                 "type": "object",
+                                # Limits per field: docs/api.md, "SDK events". An event that breaks
+                                # one is dropped alone (listed in `rejected`), never its batch.
                                 "properties": {
-                                    "eventName": {"type": "string"},
+                                    "eventName": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
                                     "user": {"type": "object"},
                                     "time": {"type": "integer"},
-                                    "value": {"type": ["string", "number"]},
+                                    "value": {"type": ["string", "number"], "maxLength": MAX_VALUE},
                                     "metadata": {"type": "object"},
                                 },
                             },
