@@ -7,7 +7,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openautotune.domain.json_limits import JsonLimits, JsonProblem, check_json, check_text, parse_json, parse_json_fast
+from openautotune.domain.json_limits import (
+    JsonLimits,
+    JsonProblem,
+    check_json,
+    check_text,
+    load_lenient,
+    parse_json,
+    parse_json_fast,
+)
 
 PARSERS = [parse_json, parse_json_fast]
 
@@ -71,3 +79,34 @@ def test_whatever_passes_the_check_orjson_can_encode(value):
     except JsonProblem:
         return
     assert orjson.loads(orjson.dumps(value)) is not None or value is None
+
+
+def test_nul_is_refused_only_where_the_limits_say():
+    check_json({"a\x00": "b\x00"})
+    for value in ({"a\x00": 1}, {"a": ["b\x00"]}):
+        with pytest.raises(JsonProblem, match="NUL"):
+            check_json(value, JsonLimits(allow_nul=False))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('"\\ud800"', "lone surrogate"),
+        ("NaN", "not finite"),
+        ("-Infinity", "not finite"),
+        ("1e400", "not finite"),
+        ("1" * 5000, "64-bit"),
+        ("-" + "1" * 5000, "64-bit"),
+        ("18446744073709551615", "64-bit"),
+    ],
+)
+def test_lenient_reader_reads_what_check_json_then_refuses(text, problem):
+    value = load_lenient(text)
+    with pytest.raises(JsonProblem, match=problem):
+        check_json(value)
+
+
+@pytest.mark.parametrize(("text", "problem"), [("[" * 5000 + "]" * 5000, "too deep"), ("{", "not valid JSON")])
+def test_lenient_reader_refuses_only_what_it_cannot_read(text, problem):
+    with pytest.raises(JsonProblem, match=problem):
+        load_lenient(text)
