@@ -27,7 +27,7 @@ from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.clock import Clock
-from openautotune.engine.contextual_serving import Decider, load_deciders
+from openautotune.engine.contextual_serving import Decider, Decision, load_deciders
 from openautotune.service.ingest import ExposureInput
 from openautotune.store.database import Database
 
@@ -61,8 +61,9 @@ async def deciders(request: Request, changed_ms: int) -> dict[str, Decider]:
     return ready if ready is not None else await run_in_threadpool(holder.load, changed_ms)
 
 
-async def serve(request: Request, config_name: str, user: dict[str, Any], changed_ms: int) -> dict[str, Any] | None:
-    """The `/v1/get_config` answer for a trained contextual autotune (exposure stored), else None."""
+async def decide(request: Request, config_name: str, user: dict[str, Any], changed_ms: int) -> Decision | None:
+    """Decide a trained contextual autotune for `user` and store the exposure with its propensity
+    before answering; None when `config_name` is not one (the ordinary evaluation applies)."""
     decider = (await deciders(request, changed_ms)).get(config_name)
     if decider is None:
         return None
@@ -82,6 +83,14 @@ async def serve(request: Request, config_name: str, user: dict[str, Any], change
     )
     if refused is not None:
         raise ApiError(400, f"The exposure could not be recorded: {refused}")
+    return decision
+
+
+async def serve(request: Request, config_name: str, user: dict[str, Any], changed_ms: int) -> dict[str, Any] | None:
+    """The `/v1/get_config` answer for a trained contextual autotune (exposure stored), else None."""
+    decision = await decide(request, config_name, user, changed_ms)
+    if decision is None:
+        return None
     return {
         "name": config_name,
         "value": decision.group.value,
