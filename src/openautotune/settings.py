@@ -33,6 +33,7 @@ class Settings:
     key_cache_seconds: float = 5.0
     log_level: str = "info"
     blas_threads: int = 1
+    cors_allowed_origins: str = "*"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, /, **overrides: Any) -> Settings:
