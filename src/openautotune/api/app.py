@@ -46,11 +46,12 @@ def create_app(
     app.state.contextual = cmab.ContextualDeciders(db)
     errors.install(app)
     docs_page.install(app)
+    # Routes are matched in order: the client SDKs' initialize, called on every page view, goes first.
+    app.include_router(sdk_client.router)
     app.include_router(console.router)
     app.include_router(results.router)
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)
-    app.include_router(sdk_client.router)
     app.include_router(cmab.router)
     app.include_router(web_router.router)
     app.add_middleware(BodySizeLimit)

@@ -9,6 +9,7 @@ that would let a page learn the rules (no salts, no thresholds, no other variant
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,7 +36,9 @@ def sha256_name(text: str) -> str:
     return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
 
 
+@functools.lru_cache(maxsize=65536)
 def hashed_name(name: str, algorithm: str) -> str:
+    """Cached: every initialize hashes every autotune name, and djb2 in Python is the costly part."""
     if algorithm == "none":
         return name
     if algorithm == "sha256":
