@@ -79,7 +79,7 @@ MALFORMED = [
     (b'{"events": {"eventName": "x"}}', None, 'The body must be a JSON object with an "events" list'),
     (b"\x1f\x8bnot really gzip", "gzip", "The body is not valid compressed data"),
     (gzip.compress(b'{"events": []}')[:-12], "gzip", "The compressed body is truncated"),
-    (b'{"events": []}', "br", "Unsupported Content-Encoding 'br': send gzip or plain JSON"),
+    (b'{"events": []}', "compress", "Unsupported Content-Encoding 'compress': send zstd, gzip, br or plain JSON"),
 ]
 
 

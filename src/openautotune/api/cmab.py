@@ -97,45 +97,53 @@ class Served:
     propensity: float
 
 
-async def serve(
-    request: Request, config_name: str, user: dict[str, Any], published: Published
-) -> dict[str, Any] | None:
-    """The `/v1/get_config` answer for a running contextual autotune (exposure stored), else None."""
+async def decide(request: Request, config_name: str, user: dict[str, Any], published: Published) -> Served | None:
+    """Assign a running contextual autotune to `user` and store the exposure with its propensity before
+    answering (a 2xx means it is durable); None when `config_name` is not one (the ordinary evaluation
+    applies). Untrained: the core SDK's equal split of the published entry; trained: Thompson sampling."""
     entry = published.cmab.get(config_name)
     if entry is None:
         return None
     untrained = equal_split(entry, user)
     if untrained is not None:
         group = untrained.group
-        return await _recorded(
-            request,
-            config_name,
-            user,
-            Served(
-                group["id"],
-                group["name"],
-                group["parameterValues"],
-                untrained.rule_id,
-                untrained.version,
-                untrained.propensity,
-            ),
+        served = Served(
+            group["id"],
+            group["name"],
+            group["parameterValues"],
+            untrained.rule_id,
+            untrained.version,
+            untrained.propensity,
         )
-    decider = (await deciders(request, published.changed_ms)).get(config_name)
-    if decider is None:
+    else:
+        decider = (await deciders(request, published.changed_ms)).get(config_name)
+        if decider is None:
+            return None
+        holder: ContextualDeciders = request.app.state.contextual
+        decision = decider.decide(user, holder.rng)
+        chosen = decision.group
+        served = Served(chosen.id, chosen.name, chosen.value, decision.rule_id, decision.version, decision.propensity)
+    await _record(request, config_name, user, served)
+    return served
+
+
+async def serve(
+    request: Request, config_name: str, user: dict[str, Any], published: Published
+) -> dict[str, Any] | None:
+    """The `/v1/get_config` answer for a running contextual autotune (exposure stored), else None."""
+    served = await decide(request, config_name, user, published)
+    if served is None:
         return None
-    holder: ContextualDeciders = request.app.state.contextual
-    decision = decider.decide(user, holder.rng)
-    chosen = decision.group
-    return await _recorded(
-        request,
-        config_name,
-        user,
-        Served(chosen.id, chosen.name, chosen.value, decision.rule_id, decision.version, decision.propensity),
-    )
+    return {
+        "name": config_name,
+        "value": served.value,
+        "rule_id": served.rule_id,
+        "group": served.group_id,
+        "group_name": served.group_name,
+    }
 
 
-async def _recorded(request: Request, config_name: str, user: dict[str, Any], served: Served) -> dict[str, Any]:
-    """Store the exposure (before answering: a 2xx means it is durable), then the answer."""
+async def _record(request: Request, config_name: str, user: dict[str, Any], served: Served) -> None:
     batcher: ExposureBatcher = request.app.state.exposure_batcher
     clock: Clock = request.app.state.clock
     refused = await batcher.record(
@@ -150,13 +158,6 @@ async def _recorded(request: Request, config_name: str, user: dict[str, Any], se
     )
     if refused is not None:
         raise ApiError(400, f"The exposure could not be recorded: {refused}")
-    return {
-        "name": config_name,
-        "value": served.value,
-        "rule_id": served.rule_id,
-        "group": served.group_id,
-        "group_name": served.group_name,
-    }
 
 
 class RankedGroupsIn(BaseModel):

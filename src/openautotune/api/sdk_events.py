@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
+from openautotune.api.body_encodings import decode_other
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.service.ingest import BatchResult, Ingestor
@@ -103,7 +104,7 @@ def decode_body(body: bytes, content_encoding: str | None) -> bytes:
         return _inflate(body, zlib.MAX_WBITS)
     if encoding in ("", "identity"):
         return body
-    raise ApiError(400, f"Unsupported Content-Encoding {content_encoding!r}: send gzip or plain JSON")
+    return decode_other(body, encoding, MAX_DECOMPRESSED_BYTES)
 
 
 def parse_envelope(raw: bytes) -> list[Any]:

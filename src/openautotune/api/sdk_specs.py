@@ -59,7 +59,7 @@ def _json(body: bytes) -> Response:
     return Response(body, media_type=JSON)
 
 
-def _since_time(raw: Any) -> int:
+def since_time_ms(raw: Any) -> int:
     if raw is None or raw == "":
         return 0
     if isinstance(raw, bool) or not isinstance(raw, (int, str)):
@@ -85,7 +85,7 @@ async def download_config_specs_v1(
     sinceTime: str | None = None,
 ) -> Response:
     """Config specs v1 for the legacy `statsig` SDK (key in the path or the STATSIG-API-KEY header)."""
-    return await _v1_specs(request, sdk_key or request.headers.get("statsig-api-key"), _since_time(sinceTime))
+    return await _v1_specs(request, sdk_key or request.headers.get("statsig-api-key"), since_time_ms(sinceTime))
 
 
 @router.post("/v1/download_config_specs")
@@ -103,7 +103,7 @@ async def download_config_specs_v1_post(
             raise ApiError(400, "The body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object")
-    return await _v1_specs(request, statsig_api_key, _since_time(body.get("sinceTime")))
+    return await _v1_specs(request, statsig_api_key, since_time_ms(body.get("sinceTime")))
 
 
 @router.post("/v1/get_id_lists")
@@ -118,7 +118,7 @@ async def get_id_lists(
 
 async def _v2_specs(request: Request, sdk_key: str, sinceTime: str | None, checksum: str | None) -> Response:
     require_sdk_key(request, sdk_key or request.headers.get("statsig-api-key"), SERVER_ONLY)
-    since_time = _since_time(sinceTime)
+    since_time = since_time_ms(sinceTime)
     published = await published_specs(request)
     if (checksum and checksum == published.checksum) or (since_time and since_time >= published.time_ms):
         return _json(NO_UPDATES)
