@@ -63,7 +63,7 @@ def test_js_client_batches_in_every_coding_are_stored(ingest: Ingest, coding: st
         "/v1/rgstr", params={"k": ingest.app.client_key, "ec": "3"}, content=body, headers=headers
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"success": True, "accepted": 2, "rejected": [], "ignored": 1}
+    assert response.json() == {"success": True, "accepted": 2, "rejected": [], "ignored": 1, "dropped": {}}
     (exposure,) = ingest.exposures()
     assert (exposure["unit_id"], exposure["variant_id"], exposure["config_version"]) == ("web-1", variant, 1)
     assert exposure["time_ms"] == ingest.now and exposure["analysable"]
