@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from openautotune import __version__
-from openautotune.api import cmab, console, docs_page, errors, results, sdk_events, sdk_specs
+from openautotune.api import cmab, console, docs_page, errors, health, results, sdk_events, sdk_specs
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.limits import BodySizeLimit
 from openautotune.api.spec_cache import SpecCache
@@ -50,6 +50,7 @@ def create_app(
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)
     app.include_router(cmab.router)
+    app.include_router(health.router)
     app.include_router(web_router.router)
     app.add_middleware(BodySizeLimit)
     return app

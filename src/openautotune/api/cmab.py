@@ -26,12 +26,15 @@ from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
+from openautotune.api.json_body import SdkJsonRoute
 from openautotune.clock import Clock
 from openautotune.engine.contextual_serving import Decider, load_deciders
 from openautotune.service.ingest import ExposureInput
 from openautotune.store.database import Database
 
-router = APIRouter(tags=["SDK"], responses={code: {"model": ErrorBody} for code in (400, 401, 404, 503)})
+router = APIRouter(
+    tags=["SDK"], responses={code: {"model": ErrorBody} for code in (400, 401, 404, 503)}, route_class=SdkJsonRoute
+)
 
 
 class ContextualDeciders:

@@ -4,7 +4,8 @@ Each request asks `current()`; at most every `refresh_seconds` that compares the
 spec change with the cached one and re-renders only when it moved, so several server processes
 pick up a change made through any of them within seconds. A rendered document is validated
 before it replaces the previous one: a rendering bug never reaches SDKs (the last good document
-keeps being served, and the error is logged).
+keeps being served, and the error is logged). An autotune that cannot be rendered on its own (a bad
+row: `serving.isolate`) is left out, logged once and reported by `/health`; every other one is served.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from openautotune.service import specs as spec_service
 from openautotune.serving import specs_v1, specs_v2
 from openautotune.serving.cmab import cmab_configs
 from openautotune.serving.evaluate import Evaluator
+from openautotune.serving.isolate import unrenderable
 from openautotune.serving.validate import validate_v1, validate_v2
 from openautotune.store.database import Database
 
@@ -65,15 +67,20 @@ class Published:
     v2: Encoded
     checksum: str
     evaluator: Evaluator
+    # Autotune id -> why it is left out of these specs (a row no SDK document can carry).
+    unrenderable: dict[str, str]
 
 
 def publish(state: spec_service.SpecState) -> Published:
-    """Render, validate and encode both formats; raises InvalidSpecs or UnsupportedSpec on a bug."""
+    """Render, validate and encode both formats without the autotunes that cannot be rendered;
+    raises InvalidSpecs or UnsupportedSpec on a bug that only shows in the whole documents."""
     time_ms = max(state.changed_ms, FIRST_TIME_MS)
-    v1 = specs_v1.render(state.pairs, time_ms)
+    left_out = unrenderable(state.pairs, state.cmab_policies)
+    pairs = tuple(pair for pair in state.pairs if pair[0].id not in left_out)
+    v1 = specs_v1.render(pairs, time_ms)
     validate_v1(v1)
     evaluator = Evaluator.from_specs(v1)
-    v2 = specs_v2.render(state.pairs, time_ms, cmab_configs(state.pairs, state.cmab_policies))
+    v2 = specs_v2.render(pairs, time_ms, cmab_configs(pairs, state.cmab_policies))
     validate_v2(v2)
     return Published(
         changed_ms=state.changed_ms,
@@ -82,6 +89,7 @@ def publish(state: spec_service.SpecState) -> Published:
         v2=Encoded.of(orjson.dumps(v2), with_br=True),
         checksum=str(v2["checksum"]),
         evaluator=evaluator,
+        unrenderable=left_out,
     )
 
 
@@ -96,6 +104,7 @@ class SpecCache:
         self._lock = threading.Lock()
         self._published: Published | None = None
         self._checked_at = float("-inf")
+        self._reported: dict[str, str] = {}  # unrenderable autotunes already logged
 
     def fresh(self) -> Published | None:
         """The cached specs when they need no check now (no I/O: safe on the event loop)."""
@@ -126,9 +135,22 @@ class SpecCache:
     def _render(self) -> Published | None:
         state = spec_service.load(self._db)
         try:
-            return publish(state)
+            published = publish(state)
         except ValueError:
             log.exception(
                 "config specs of change %s failed validation; still serving the previous ones", state.changed_ms
             )
             return None
+        self._report(published.unrenderable)
+        if self._published is not None and state.pairs and len(published.unrenderable) == len(state.pairs):
+            # Not one autotune renders: a rendering bug, not a bad row. The last good specs stay.
+            log.error("no autotune of change %s renders; still serving the previous specs", state.changed_ms)
+            return None
+        return published
+
+    def _report(self, problems: dict[str, str]) -> None:
+        """Log each unrenderable autotune once (again only if its problem changes), not per render."""
+        for autotune_id, problem in problems.items():
+            if self._reported.get(autotune_id) != problem:
+                log.error("autotune %r cannot be served and is left out of the config specs: %s", autotune_id, problem)
+        self._reported = dict(problems)
