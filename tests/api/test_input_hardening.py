@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 from openautotune.service import autotunes as autotune_service
 from openautotune.store import audit, spec_changes
 from openautotune.store import autotunes as autotune_store
+from openautotune.store.contextual import policies_table
 from openautotune.testing import TestApp
 from tests.api.helpers import BASE, body, created_id, invalid_properties, put
+from tests.api.test_contextual_serving import _trained
 
 # Values Python's json accepts but no SDK document can carry (item 1), each as raw JSON text.
 UNSERVABLE = {
@@ -296,3 +298,23 @@ def test_the_console_body_is_parsed_with_limits_before_any_handler(client: TestC
     assert invalid_properties(answer) == ["decisionReason"]
     assert audit_count(test_app) == audit_before
     assert client.get(f"{BASE}/{autotune_id}", headers=test_app.console_headers()).json()["data"]["winner"] is None
+
+
+def test_an_unreadable_contextual_policy_leaves_get_config_serving_every_autotune(
+    client: TestClient, test_app: TestApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    contextual_id, variants = _trained(client, test_app)
+    colors = {started(client, test_app, "plain", "red"): "red"}
+    with test_app.db.write() as conn:
+        conn.execute(sa.update(policies_table).values(model={"not": "a model"}))
+        spec_changes.bump(conn, test_app.clock.now_ms() + 10_000)
+    with caplog.at_level(logging.ERROR, logger="openautotune.engine"):
+        assert_every_sdk_endpoint_serves(client, test_app, colors)
+        answer = client.post(
+            "/v1/get_config",
+            json={"configName": contextual_id, "user": {"userID": "u1", "country": "DE"}},
+            headers={"statsig-api-key": test_app.client_key},
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["group"] in variants and not answer.json()["rule_id"].endswith(":explore")
+    assert any(contextual_id in record.getMessage() for record in caplog.records)

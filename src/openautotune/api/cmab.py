@@ -111,7 +111,7 @@ async def get_cmab_ranked_groups(
     require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
     decider = (await deciders(request, published.changed_ms)).get(body.configName)
-    if decider is None:
+    if decider is None or body.configName in published.unrenderable:
         raise ApiError(404, f"{body.configName!r} is not a running contextual autotune with a trained policy")
     ranked = [
         {"name": group.name, "id": group.id, "parameterValues": group.value, "score": score}
