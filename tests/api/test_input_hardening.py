@@ -318,3 +318,19 @@ def test_an_unreadable_contextual_policy_leaves_get_config_serving_every_autotun
     assert answer.status_code == 200, answer.text
     assert answer.json()["group"] in variants and not answer.json()["rule_id"].endswith(":explore")
     assert any(contextual_id in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("method", "since"),
+    [("GET", "9" * 5000), ("GET", "abc"), ("POST", 2**70), ("POST", "\ud800"), ("POST", [1])],
+    ids=["get-5000-digits", "get-text", "post-2^70", "post-surrogate", "post-list"],
+)
+def test_a_bad_since_time_is_400(client: TestClient, test_app: TestApp, method: str, since: Any) -> None:
+    key = test_app.server_key
+    if method == "GET":
+        answer = client.get(f"/v1/download_config_specs/{key}.json", params={"sinceTime": since})
+    else:
+        content = json.dumps({"sinceTime": since}).encode()
+        answer = client.post("/v1/download_config_specs", content=content, headers={"STATSIG-API-KEY": key})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["status"] == 400

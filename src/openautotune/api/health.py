@@ -39,12 +39,11 @@ async def health(request: Request) -> Response:
     """ok, or degraded with the autotunes left out of the config specs; 503 when none can be served."""
     cache: SpecCache = request.app.state.specs
     try:
-        published = cache.fresh()
-        if published is None:
-            published = await run_in_threadpool(cache.current)
+        if cache.fresh() is None:
+            await run_in_threadpool(cache.current)
     except Exception:  # whatever stops the specs (the database, a bug) makes this process unhealthy
         log.exception("health check: config specs cannot be served")
         return error_response(503, "Config specs cannot be served; see the server log")
-    left_out = sorted(published.unrenderable)
+    left_out = cache.left_out()
     body = {"status": "degraded" if left_out else "ok", "unrenderable": left_out}
     return Response(orjson.dumps(body), media_type="application/json")

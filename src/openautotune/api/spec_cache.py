@@ -148,6 +148,10 @@ class SpecCache:
             return None
         return published
 
+    def left_out(self) -> list[str]:
+        """The autotunes the latest render left out (also when it kept the previous specs instead)."""
+        return sorted(self._reported)
+
     def _report(self, problems: dict[str, str]) -> None:
         """Log each unrenderable autotune once (again only if its problem changes), not per render."""
         for autotune_id, problem in problems.items():
