@@ -67,3 +67,14 @@ def test_the_evaluator_answers_any_json_user(user: dict[str, Any]) -> None:
         evaluation = EVALUATOR.evaluate(user, name)
         assert evaluation is not None
         orjson.dumps(evaluation.value)  # what get_config answers can always be encoded
+
+
+def test_suspects_are_checked_alone_and_cleared_once_fixed() -> None:
+    good = golden_pairs()
+    broken = bad_pair("broken", {"n": 2**64})
+    with_bad = publish(SpecState(changed_ms=T0, pairs=(*good, broken)), suspects={"broken"})
+    assert list(with_bad.unrenderable) == ["broken"]
+    fixed = (autotune("broken", Status.RUNNING), None)
+    after_fix = publish(SpecState(changed_ms=T0, pairs=(*good, fixed)), suspects={"broken"})
+    assert after_fix.unrenderable == {}
+    assert "broken" in after_fix.evaluator.names()

@@ -15,6 +15,7 @@ import importlib
 import logging
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -71,12 +72,27 @@ class Published:
     unrenderable: dict[str, str]
 
 
-def publish(state: spec_service.SpecState) -> Published:
-    """Render, validate and encode both formats without the autotunes that cannot be rendered;
-    raises InvalidSpecs or UnsupportedSpec on a bug that only shows in the whole documents."""
-    time_ms = max(state.changed_ms, FIRST_TIME_MS)
-    left_out = unrenderable(state.pairs, state.cmab_policies)
+def publish(state: spec_service.SpecState, suspects: Collection[str] = ()) -> Published:
+    """Render, validate and encode both formats without the autotunes that cannot be rendered.
+
+    `suspects` (the ones left out last time) are checked alone first, so a bad row that stays costs
+    little. Should the render still fail, every autotune is checked alone (about twice a whole render:
+    done only then); raises when none is to blame (a rendering bug)."""
+    policies = state.cmab_policies
+    left_out = unrenderable([pair for pair in state.pairs if pair[0].id in suspects], policies)
+    try:
+        return _publish(state, left_out)
+    # Deliberately broad: whatever a bad row makes the renderer raise, the others must still be served.
+    except Exception:
+        left_out = unrenderable(state.pairs, policies)
+        if not left_out:
+            raise
+    return _publish(state, left_out)
+
+
+def _publish(state: spec_service.SpecState, left_out: dict[str, str]) -> Published:
     pairs = tuple(pair for pair in state.pairs if pair[0].id not in left_out)
+    time_ms = max(state.changed_ms, FIRST_TIME_MS)
     v1 = specs_v1.render(pairs, time_ms)
     validate_v1(v1)
     evaluator = Evaluator.from_specs(v1)
@@ -135,8 +151,8 @@ class SpecCache:
     def _render(self) -> Published | None:
         state = spec_service.load(self._db)
         try:
-            published = publish(state)
-        except ValueError:
+            published = publish(state, suspects=self._reported)
+        except Exception:  # a rendering bug, of whatever type: SDKs keep the last good specs
             log.exception(
                 "config specs of change %s failed validation; still serving the previous ones", state.changed_ms
             )

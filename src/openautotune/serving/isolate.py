@@ -2,9 +2,9 @@
 
 Rows are validated before they are written, but a row written before a rule existed, or by hand,
 may still hold what no SDK document can carry (a lone surrogate, an integer beyond 64 bits, a shape
-the evaluator refuses). Each autotune is therefore rendered alone first, exactly as it would be in
-the full documents (v1 and v2, validated, compiled for `/v1/get_config`, encoded): the ones that fail
-are left out of what is published and reported, and everything else is served as usual.
+the evaluator refuses). When the whole documents fail to render, each autotune is rendered alone,
+exactly as it would be in them (v1 and v2, validated, compiled for `/v1/get_config`, encoded): the
+ones that fail are left out of what is published and reported, and everything else is served as usual.
 """
 
 from __future__ import annotations
