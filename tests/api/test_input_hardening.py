@@ -334,3 +334,30 @@ def test_a_bad_since_time_is_400(client: TestClient, test_app: TestApp, method: 
         answer = client.post("/v1/download_config_specs", content=content, headers={"STATSIG-API-KEY": key})
     assert answer.status_code == 400, answer.text
     assert answer.json()["status"] == 400
+
+
+@pytest.mark.parametrize("bad_id", ["a%00b", "%ED%A0%80", "UPPER", "x" * 201])
+def test_a_path_id_that_cannot_be_an_autotune_id_is_404_before_any_query(
+    client: TestClient, test_app: TestApp, bad_id: str
+) -> None:
+    headers = test_app.console_headers()
+    for method, path in [
+        ("GET", ""),
+        ("DELETE", ""),
+        ("PUT", "/start"),
+        ("PUT", "/reset"),
+        ("GET", "/overrides"),
+        ("GET", "/results"),
+        ("DELETE", "/overrides/userID/u1?groupID=a"),
+    ]:
+        answer = client.request(method, f"{BASE}/{bad_id}{path}", headers=headers)
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert answer.json()["status"] == 404
+
+
+def test_a_nul_in_the_decision_reason_is_400_and_writes_nothing(client: TestClient, test_app: TestApp) -> None:
+    autotune_id = started(client, test_app, "first", "red")
+    audit_before = audit_count(test_app)
+    answer = put(client, test_app, f"{autotune_id}/make_decision", {"id": "a", "decisionReason": "a\u0000b"})
+    assert invalid_properties(answer) == ["decisionReason"]
+    assert audit_count(test_app) == audit_before

@@ -76,6 +76,13 @@ def definition_field_problems(definition: Definition) -> list[FieldProblem]:
     return problems
 
 
+def reason_problems(reason: str) -> list[FieldProblem]:
+    """A decision reason is kept in the audit log: the limits of a description."""
+    problems: list[FieldProblem] = []
+    _text(problems, reason, "decisionReason", MAX_DESCRIPTION)
+    return problems
+
+
 def override_problems(overrides: Sequence[UserIdOverride]) -> list[FieldProblem]:
     """Every user-id override field that breaks its limit (the path as in the Console API body)."""
     problems: list[FieldProblem] = []
