@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 from hypothesis import given
@@ -110,3 +112,37 @@ def test_lenient_reader_reads_what_check_json_then_refuses(text, problem):
 def test_lenient_reader_refuses_only_what_it_cannot_read(text, problem):
     with pytest.raises(JsonProblem, match=problem):
         load_lenient(text)
+
+
+def test_a_tighter_integer_bound():
+    limits = JsonLimits(max_abs_int=2**53 - 1)
+    check_json([2**53 - 1, -(2**53 - 1)], limits)
+    for value in (2**53, -(2**53)):
+        with pytest.raises(JsonProblem, match="magnitude"):
+            check_json({"n": value}, limits)
+
+
+@given(st.text(max_size=200) | st.binary(max_size=200))
+def test_any_input_parses_to_an_encodable_value_or_a_json_problem(raw):
+    for parse in PARSERS:
+        try:
+            value = parse(raw)
+        except JsonProblem:
+            continue
+        assert orjson.loads(orjson.dumps(value)) == value
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=20,
+    )
+)
+def test_what_python_json_writes_is_read_back_exactly_or_refused(value):
+    text = json.dumps(value)
+    try:
+        parsed = parse_json(text)
+    except JsonProblem:
+        return
+    assert parsed == value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from openautotune import __version__
-from openautotune.api import cmab, console, docs_page, errors, results, sdk_client, sdk_events, sdk_specs
+from openautotune.api import cmab, console, docs_page, errors, health, results, sdk_client, sdk_events, sdk_specs
 from openautotune.api.cors import SdkCors
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.limits import BodySizeLimit
@@ -53,6 +53,7 @@ def create_app(
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)
     app.include_router(cmab.router)
+    app.include_router(health.router)
     app.include_router(web_router.router)
     app.add_middleware(BodySizeLimit)
     # Outermost, so that even a 413 reaches the page readable (browser SDK paths only).

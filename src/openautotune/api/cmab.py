@@ -29,6 +29,7 @@ from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
+from openautotune.api.json_body import SdkJsonRoute
 from openautotune.api.published import published_specs
 from openautotune.api.spec_cache import Published
 from openautotune.clock import Clock
@@ -41,7 +42,9 @@ if TYPE_CHECKING:
 
     from openautotune.contextual.serving import Decider
 
-router = APIRouter(tags=["SDK"], responses={code: {"model": ErrorBody} for code in (400, 401, 404, 503)})
+router = APIRouter(
+    tags=["SDK"], responses={code: {"model": ErrorBody} for code in (400, 401, 404, 503)}, route_class=SdkJsonRoute
+)
 
 
 class ContextualDeciders:
@@ -175,7 +178,7 @@ async def get_cmab_ranked_groups(
     require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
     decider = (await deciders(request, published.changed_ms)).get(body.configName)
-    if decider is None:
+    if decider is None or body.configName in published.unrenderable:
         raise ApiError(404, f"{body.configName!r} is not a running contextual autotune with a trained policy")
     ranked = [
         {"name": group.name, "id": group.id, "parameterValues": group.value, "score": score}

@@ -37,6 +37,8 @@ class JsonLimits:
     max_key: int = 1024
     # PostgreSQL text cannot hold NUL; fields stored as text or JSON refuse it on both databases.
     allow_nul: bool = True
+    # A tighter integer bound than 64 bits where a reader needs one (JavaScript: 2^53 - 1).
+    max_abs_int: int = 2**63
 
 
 DEFAULT_LIMITS = JsonLimits()
@@ -137,6 +139,8 @@ def _check(value: Any, limits: JsonLimits, path: str, depth: int) -> None:
     elif isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
             raise JsonProblem(path, "an integer is outside the 64-bit range")
+        if abs(value) > limits.max_abs_int:
+            raise JsonProblem(path, f"an integer is larger in magnitude than {limits.max_abs_int}")
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise JsonProblem(path, "a number is not finite")
