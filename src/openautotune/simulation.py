@@ -150,8 +150,11 @@ def start_simulated_autotune(
     attribution_window: str = "1hr",
     winner_threshold: str = "95%",
     long_term: float | None = None,
+    estimator: str | None = None,
+    winner_rule: str | None = None,
 ) -> str:
-    """Create and start (through the service, as the Console API would) one autotune per simulation."""
+    """Create and start (through the service, as the Console API would) one autotune per simulation;
+    `estimator` and `winner_rule` None are the engine's defaults."""
     fields = {
         "name": name,
         "variants": [autotune_service.VariantInput(f"arm_{k}", {"arm": k}) for k in range(len(config.arms))],
@@ -160,6 +163,8 @@ def start_simulated_autotune(
         "attribution_window": attribution_window,
         "winner_threshold": winner_threshold,
         "longterm_exploration_allocation": long_term,
+        "estimator": estimator,
+        "winner_rule": winner_rule,
     }
     return _create_and_start(db, clock, fields, salt=f"simulation-{config.seed}")
 

@@ -74,7 +74,7 @@ def test_results_before_start_after_start_and_after_updates(client: TestClient, 
     assert (red["units"], red["successes"], blue["units"], blue["successes"]) == (200, 20, 200, 60)
     assert blue["probabilityOfBest"] == pytest.approx(outcome.pob[1])
     assert red["ciLow"] < red["mean"] < red["ciHigh"]
-    assert red["mean"] == pytest.approx(21 / 202)  # Beta(1 + 20, 1 + 180)
+    assert red["mean"] == pytest.approx(20 / 200)  # the observed rate; its interval is Beta(1 + 20, 1 + 180)'s
     assert (red["weight"], blue["weight"]) == (0.0, 1.0)
 
 

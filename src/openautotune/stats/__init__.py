@@ -5,6 +5,7 @@ no I/O, no clock, no global state, no randomness except a generator passed in by
 """
 
 from openautotune.stats.allocation import leader, weights, winner
+from openautotune.stats.estimators import DEFAULT_ESTIMATOR, ESTIMATORS, Estimate, EstimatorName, VariantAggregate
 from openautotune.stats.pob import SUM_TOLERANCE, QuadratureError, monte_carlo_pob, probability_of_best
 from openautotune.stats.posteriors import (
     DEFAULT_WEAK_PRIOR,
@@ -19,15 +20,23 @@ from openautotune.stats.posteriors import (
     normal_posterior,
     posterior_from_params,
 )
-from openautotune.stats.summary import METRIC_KINDS, MetricKind, Summary, VariantAggregate, VariantSummary, summarize
+from openautotune.stats.summary import METRIC_KINDS, MetricKind, Summary, VariantSummary, summarize
+from openautotune.stats.winner_rule import DEFAULT_WINNER_RULE, WINNER_RULES, Decision, WinnerRuleName, decide
 
 __all__ = [
+    "DEFAULT_ESTIMATOR",
     "DEFAULT_WEAK_PRIOR",
+    "DEFAULT_WINNER_RULE",
+    "ESTIMATORS",
     "METRIC_KINDS",
     "NORMAL_MIN_UNITS",
     "SCALE_FLOOR_REL",
     "SUM_TOLERANCE",
+    "WINNER_RULES",
     "BetaPosterior",
+    "Decision",
+    "Estimate",
+    "EstimatorName",
     "MetricKind",
     "NormalPosterior",
     "Posterior",
@@ -37,7 +46,9 @@ __all__ = [
     "VariantAggregate",
     "VariantSummary",
     "WeakPrior",
+    "WinnerRuleName",
     "beta_posterior",
+    "decide",
     "leader",
     "monte_carlo_pob",
     "normal_posterior",
