@@ -65,3 +65,17 @@ def test_default_rule_declares_a_clear_winner(env: Env) -> None:
     with env.db.read() as conn:
         record = updates.latest_record(conn, autotune.id, autotune.created_ms)
     assert record is not None and record.record["winnerRule"]["comparisons"][0]["passed"] is True
+
+
+def test_results_say_no_meaningful_difference_when_every_lift_is_small(env: Env) -> None:
+    from openautotune.engine.results import read_results
+
+    autotune = env.create(winner_threshold="99%")
+    populate(env, autotune, [(40_000, 4_000), (40_000, 4_040)])  # 10% vs 10.1%: both within +-10%
+    update_autotune(env.db, env.clock, autotune.id, AFTER_EXPLORATION)
+    results = read_results(env.db, autotune_service.get(env.db, autotune.id))
+    a, b = results.variants
+    assert b.lift is not None and b.lift.value == 0.0 and a.lift is not None and a.lift.within()
+    assert results.verdict == (
+        "No meaningful difference so far: every variant is within ±10% of 'b' (95% intervals); no winner is declared."
+    )
