@@ -181,8 +181,8 @@ def simpson_table(records: list[dict[str, Any]]) -> str:
     if not runs:
         return "(not measured)"
     lines = [
-        "| variant | true rate (analysed hours, counted in the window) | period-weighted mean | truth inside its 95% interval "
-        "| pooled rate | pooled bias |",
+        "| variant | true rate (analysed hours, counted in the window) | period-weighted mean "
+        "| truth inside its 95% interval | pooled rate | pooled bias |",
         "|---|---|---|---|---|---|",
     ]
     for k in range(len(runs[0]["arms"])):
