@@ -240,7 +240,7 @@ def main() -> None:
     print()
     print(simpson_table(records))
     if args.write_docs is not None:
-        command = f"python bench/decisions.py --seeds {args.seeds} --days {args.days} --grid {args.grid}"
+        command = "python bench/decisions.py " + " ".join(sys.argv[1:])
         write_docs(args.write_docs, command, records)
 
 
