@@ -13,13 +13,14 @@ with a 95% interval (records written before the estimator existed have no varian
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openautotune.domain.autotune import Autotune, Stage, Status, Variant
-from openautotune.engine.verdict import verdict
-from openautotune.stats.lift import Lift, relative_lift
 from openautotune.store import updates
 from openautotune.store.database import Database
+
+if TYPE_CHECKING:  # the lift and verdict need scipy: imported by the first results read, not at server start
+    from openautotune.stats.lift import Lift
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def _stage(autotune: Autotune, record: updates.UpdateRecord | None) -> Stage:
 
 def _lifts(items: list[dict[str, Any]], pob: list[float]) -> list[Lift | None]:
     """Each variant's lift over the leader (the leader's own is 0 with a zero-width interval)."""
+    from openautotune.stats.lift import Lift, relative_lift
+
     if not items or not all(isinstance(item.get("variance"), int | float) for item in items):
         return [None] * len(items)
     leader = max(range(len(pob)), key=lambda k: pob[k])
@@ -83,6 +86,8 @@ def _lifts(items: list[dict[str, Any]], pob: list[float]) -> list[Lift | None]:
 
 def read_results(db: Database, autotune: Autotune) -> Results:
     """The results of `autotune`'s current run (the caller has read the autotune, so it exists)."""
+    from openautotune.engine.verdict import verdict
+
     with db.read() as conn:
         record = updates.latest_record(conn, autotune.id, autotune.created_ms, autotune.run)
     winner_id = autotune.winner_variant_id if autotune.status is Status.FINISHED else None
