@@ -1,10 +1,12 @@
-"""Hypothesis against the SDK endpoints that read raw bodies (the OpenAPI document cannot describe what
-they really receive: gzip, bytes, JSON no encoder would write). SQLite and PostgreSQL.
+"""Hypothesis against the endpoints that read raw bodies (the OpenAPI document cannot describe what the SDK
+endpoints really receive: gzip, bytes, JSON no encoder would write), and an exhaustive table of extreme
+values planted in valid SDK and Console API requests. SQLite and PostgreSQL.
 
 Every body is JSON text built by tests/api/nasty_json.py (lone surrogates, 2^70, 4,000-digit integers,
 1e400, NaN, nesting up to 1,500 levels, stray keys) or plain bytes, sent plain, gzip, truncated gzip or
-deflate, with a valid server key. Each answer must be below 500, documented for its path, a JSON object,
-and an error in the `{"status", "message"}` shape. Afterwards every seeded autotune is still served.
+deflate, with a valid key of the right kind. Each answer must be below 500, documented for its path, a
+JSON object, and an error in the `{"status", "message"}` shape. Afterwards every seeded autotune is still
+served by both spec downloads and `/v1/get_config` (a bad row must not take serving down: issue #12).
 """
 
 from __future__ import annotations
@@ -42,14 +44,18 @@ class Served:
     world: World
     documented: dict[str, set[int]]
 
-    def post(self, path: str, content: bytes, encoding: str | None = None) -> Any:
-        headers = {"STATSIG-API-KEY": self.app.server_key, "Content-Type": "application/json"}
+    def post(self, path: str, content: bytes, encoding: str | None = None, *, documented_as: str | None = None) -> Any:
+        """POST with the key of the right kind; `documented_as` is the OpenAPI path when `path` has ids in it."""
+        key = self.app.console_key if path.startswith("/console") else self.app.server_key
+        headers = {"STATSIG-API-KEY": key, "Content-Type": "application/json"}
         if encoding:
             headers["Content-Encoding"] = encoding
-        response = self.client.post(path, content=content, headers=headers)
-        sent = f"POST {path} (Content-Encoding: {encoding}) with {content[:400]!r}"
+        method = "PATCH" if documented_as == "/console/v1/autotunes/{id}" else "POST"
+        response = self.client.request(method, path, content=content, headers=headers)
+        sent = f"{method} {path} (Content-Encoding: {encoding}) with {content[:400]!r}"
         assert response.status_code < 500, f"{response.status_code} {response.text[:200]} for {sent}"
-        assert response.status_code in self.documented[path], f"undocumented {response.status_code} for {sent}"
+        documented = self.documented[documented_as or path]
+        assert response.status_code in documented, f"undocumented {response.status_code} for {sent}"
         answer = orjson.loads(response.content)
         assert isinstance(answer, dict), response.text[:300]
         if response.status_code >= 400:
@@ -181,21 +187,47 @@ def test_spec_and_id_list_bodies(served: Served) -> None:
     check()
 
 
-@pytest.mark.parametrize(
-    ("path", "template"),
-    [
-        ("/v1/log_event", {"events": [EXPOSURE, CUSTOM]}),
-        ("/v1/get_config", {"configName": "fuzz_running_1", "user": USER}),
-        ("/v1/get_cmab_ranked_groups", {"configName": "fuzz_trained_5", "user": USER}),
-    ],
-)
-def test_every_extreme_value_in_every_place(served: Served, path: str, template: dict[str, Any]) -> None:
-    """Each value of nasty_json.EXTREME_* (and 255-1,500 levels of nesting) at each place of a valid request,
-    plain and gzip: every answer below 500; all failures are listed together."""
+CREATE = {
+    "name": "fuzz_planted",
+    "description": "Seeded by the fuzzer.",
+    "variants": [{"name": "red", "json": {"color": "red", "n": [1]}}, {"name": "blue", "json": {}, "size": 50}],
+    "successEvent": "click",
+    "explorationWindow": "24hr",
+    "attributionWindow": "1hr",
+    "winnerThreshold": "95%",
+    "idType": "userID",
+}
+PLANTINGS = [
+    ("/v1/log_event", None, {"events": [EXPOSURE, CUSTOM]}),
+    ("/v1/get_config", None, {"configName": "fuzz_running_1", "user": USER}),
+    ("/v1/get_cmab_ranked_groups", None, {"configName": "fuzz_trained_5", "user": USER}),
+    ("/console/v1/autotunes", None, CREATE),
+    (
+        "/console/v1/autotunes/fuzz_draft_0",
+        "/console/v1/autotunes/{id}",
+        {"description": "d", "variants": CREATE["variants"]},
+    ),
+    (
+        "/console/v1/autotunes/fuzz_overridden_3/overrides",
+        "/console/v1/autotunes/{id}/overrides",
+        {"userIDOverrides": [{"groupID": "red", "ids": ["alice", "bob"], "environment": "production"}]},
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "documented_as", "template"), PLANTINGS)
+def test_every_extreme_value_in_every_place(
+    served: Served, path: str, documented_as: str | None, template: dict[str, Any]
+) -> None:
+    """Each value of nasty_json.EXTREME_* (and 255-1,500 levels of nesting) at each place of a valid request
+    (SDK and Console API alike; a new name per create), plain and gzip for the SDK, then every seeded
+    autotune still served: every answer below 500; all failures are listed together."""
     failures = []
-    for number, (what, text) in enumerate(nasty.every_planting(template)):
+    for number, (what, planted) in enumerate(nasty.every_planting(template)):
+        text = planted.replace('"fuzz_planted"', f'"fuzz_planted_{number}"')
+        how = "gzip" if number % 2 and not path.startswith("/console") else "plain"
         try:
-            served.post(path, *_encode(text, "gzip" if number % 2 else "plain"))
+            served.post(path, *_encode(text, how), documented_as=documented_as)
         except AssertionError as failure:
             failures.append(f"{what}: {str(failure).splitlines()[0][:160]}")
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
