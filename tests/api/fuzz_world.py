@@ -9,6 +9,7 @@ generated requests reach real rows, not only 404s.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,18 @@ from openautotune.store.database import Database
 from openautotune.store.ingest_tables import events_table, units_table
 
 HOUR_MS = 3_600_000
+FUZZ_ENV = "OPENAUTOTUNE_FUZZ_EXAMPLES"  # set by `make fuzz`: a larger budget, and 50 autotunes
+
+
+def fuzz_budget(default: int) -> int:
+    """Examples per fuzzed operation: `default` in `make test`, $OPENAUTOTUNE_FUZZ_EXAMPLES in `make fuzz`."""
+    return int(os.environ.get(FUZZ_ENV) or default)
+
+
+def fuzzing() -> bool:
+    return bool(os.environ.get(FUZZ_ENV))
+
+
 KINDS = ("draft", "running", "finished", "overridden", "contextual", "trained")
 COLORS = ("red", "green", "blue", "amber")
 

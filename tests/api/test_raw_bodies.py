@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 
 from openautotune.testing import START_MS, TestApp
 from tests.api import nasty_json as nasty
-from tests.api.fuzz_world import World, populate
+from tests.api.fuzz_world import World, fuzz_budget, populate
 
 FUZZ = settings(
-    max_examples=40,
+    max_examples=fuzz_budget(40),
     deadline=None,
     database=None,
     derandomize=True,

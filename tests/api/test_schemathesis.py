@@ -15,7 +15,6 @@ prints the tally (requests generated, responses >= 500, time).
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,12 +30,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from tests.api.fuzz_world import World, populate
+from tests.api.fuzz_world import World, fuzz_budget, fuzzing, populate
 from tests.e2e.live import LiveServer
 
-FUZZ_ENV = "OPENAUTOTUNE_FUZZ_EXAMPLES"
-EXAMPLES = int(os.environ.get(FUZZ_ENV) or 5)
-AUTOTUNES = 50 if os.environ.get(FUZZ_ENV) else 12
+EXAMPLES = fuzz_budget(5)
+AUTOTUNES = 50 if fuzzing() else 12
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 KEY_HEADER = "STATSIG-API-KEY"
 ID_PARAMETERS = ("id", "autotune_id")
