@@ -33,14 +33,14 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from openautotune.clock import FixedClock
+from openautotune.contextual.features import encode_training
+from openautotune.contextual.models import GaussianPrior, ModelFit, fit_occurrence
+from openautotune.contextual.policy import LinearPolicy, ThompsonBank
+from openautotune.contextual.publish import sample_rate
 from openautotune.domain.autotune import Actor
 from openautotune.engine.update import update_autotune
 from openautotune.service import autotunes as autotune_service
 from openautotune.service.autotunes import VariantInput
-from openautotune.stats.contextual.features import encode_training
-from openautotune.stats.contextual.models import GaussianPrior, ModelFit, fit_occurrence
-from openautotune.stats.contextual.policy import LinearPolicy, ThompsonBank
-from openautotune.stats.contextual.publish import sample_rate
 from openautotune.store import migrate
 from openautotune.store.database import Database
 from openautotune.store.ingest_tables import events_table, units_table

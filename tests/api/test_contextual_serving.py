@@ -1,6 +1,7 @@
-"""Server-side evaluation of a trained contextual autotune (contextual.md): `/v1/get_config` decides by
-Thompson sampling and stores the exposure with the exact propensity from the bank; the ranked list orders
-every variant by its published score. SQLite and PostgreSQL."""
+"""Server-side evaluation of a contextual autotune (contextual.md): before training `/v1/get_config` gives the
+published entry's equal split, as the core SDK does; once trained it decides by Thompson sampling; either
+way it stores the exposure with the exact propensity. The ranked list orders every variant by its published
+score. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from openautotune.engine.contextual_serving import load_deciders
+from openautotune.contextual.serving import load_deciders
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import specs as spec_service
+from openautotune.serving.bucketing import cmab_bucket, cmab_equal_split
 from openautotune.serving.cmab import cmab_configs
-from openautotune.store.ingest_tables import exposures_table
+from openautotune.store.ingest_tables import exposures_table, units_table
 from openautotune.testing import TestApp
 from tests.api.fuzz_world import train_contextual
 from tests.api.helpers import created_id
-from tests.stats.contextual.sdk import sdk_score
+from tests.contextual.sdk import sdk_score
 
 
 def _trained(client: TestClient, app: TestApp) -> tuple[str, list[str]]:
@@ -28,6 +30,41 @@ def _trained(client: TestClient, app: TestApp) -> tuple[str, list[str]]:
     train_contextual(app.db, autotune_id, clock=app.clock, units=600)
     variants = [v.id for v in autotune_service.get(app.db, autotune_id).definition.variants]
     return autotune_id, variants
+
+
+def test_get_config_before_training_is_the_sdks_equal_split(client: TestClient, test_app: TestApp) -> None:
+    variants = [{"name": f"v{k}", "json": {"k": k}} for k in range(3)]
+    autotune_id = created_id(client, test_app, name="ctx_untrained", isContextual=True, variants=variants)
+    assert (
+        client.put(f"/console/v1/autotunes/{autotune_id}/start", headers=test_app.console_headers()).status_code == 200
+    )
+    headers = {"statsig-api-key": test_app.server_key}
+    specs = client.get(f"/v2/download_config_specs/{test_app.server_key}.json", headers=headers).json()
+    entry = specs["cmab_configs"][autotune_id]
+    assert "config" not in entry
+    answers = {}
+    for i in range(60):
+        user = {"userID": f"e{i}", "country": "DE" if i % 2 else "FR", "custom": {"age": 20 + i}}
+        response = client.post("/v1/get_config", json={"configName": autotune_id, "user": user}, headers=headers)
+        assert response.status_code == 200, response.text
+        group = entry["groups"][cmab_equal_split(cmab_bucket(entry["salt"], f"e{i}"), 3)]
+        assert response.json() == {
+            "name": autotune_id,
+            "value": group["parameterValues"],
+            "rule_id": f"{group['id']}:explore",
+            "group": group["id"],
+            "group_name": group["name"],
+        }
+        answers[f"e{i}"] = group["id"]
+    assert len(set(answers.values())) == 3
+    with test_app.db.read() as conn:
+        exposures = conn.execute(sa.select(exposures_table).where(exposures_table.c.autotune_id == autotune_id)).all()
+        units = conn.execute(sa.select(units_table).where(units_table.c.autotune_id == autotune_id)).all()
+    assert len(exposures) == len(units) == 60
+    for row in [*exposures, *units]:
+        assert row.propensity == 1 / 3  # the equal split's, stored with the exposure
+    assert all(row.config_version == entry["version"] for row in exposures)
+    assert all(row.variant_id == answers[row.unit_id] and row.explore for row in units)
 
 
 def test_get_config_samples_and_stores_the_exact_propensity(client: TestClient, test_app: TestApp) -> None:

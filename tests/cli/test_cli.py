@@ -100,7 +100,7 @@ def test_serve_caps_blas_threads() -> None:
     import numpy  # noqa: F401  (loads the BLAS library threadpoolctl inspects)
     from threadpoolctl import threadpool_info
 
-    from openautotune.cli import _limit_blas_threads
+    from openautotune.cli.serve import _limit_blas_threads
 
     _limit_blas_threads(1)
     blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]

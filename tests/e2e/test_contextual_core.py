@@ -17,8 +17,8 @@ from openautotune.clock import SystemClock
 from openautotune.engine.update import update_autotune
 from openautotune.serving.bucketing import cmab_bucket
 from openautotune.store.ingest_tables import units_table
+from tests.contextual.sdk import sdk_score
 from tests.e2e.live import LiveServer, SdkProcess
-from tests.stats.contextual.sdk import sdk_score
 
 pytestmark = pytest.mark.e2e
 HOUR = 3_600_000

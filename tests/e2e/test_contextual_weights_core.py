@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from openautotune.contextual.features import Encoding, fit_encoding
+from openautotune.contextual.models import ModelFit
+from openautotune.contextual.publish import group_config
 from openautotune.serving import specs_v2
 from openautotune.serving.validate import validate_v2
-from openautotune.stats.contextual.features import Encoding, fit_encoding
-from openautotune.stats.contextual.models import ModelFit
-from openautotune.stats.contextual.publish import group_config
 from tests.e2e.live import SdkProcess
 from tests.e2e.static_specs import serve_static_specs
 

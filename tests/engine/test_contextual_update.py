@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from openautotune.engine import contextual
+from openautotune.contextual import training as contextual
+from openautotune.contextual.models import ModelFit
 from openautotune.engine.update import update_autotune
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import specs as spec_service
 from openautotune.serving.cmab import cmab_configs
-from openautotune.stats.contextual.models import ModelFit
 from openautotune.store import contextual as contextual_store
 from openautotune.store import updates
 from openautotune.store.ingest_tables import units_table
+from tests.contextual.sdk import sdk_score
 from tests.engine.conftest import ACTOR, Env
-from tests.stats.contextual.sdk import sdk_score
 
 HOUR = 3_600_000
 # Success probabilities: variant a suits DE users, b suits FR users.

@@ -5,11 +5,12 @@ from __future__ import annotations
 import orjson
 from typer.testing import CliRunner
 
-from openautotune.cli import SdkTraffic, app
+from openautotune.cli import app
 from openautotune.clock import FixedClock
 from openautotune.domain.autotune import Status
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import exposures_log
+from openautotune.simulation.wiring import SdkTraffic
 from openautotune.store import migrate
 from openautotune.store.database import Database
 from openautotune.testing import START_MS

@@ -1,4 +1,4 @@
-"""The FastAPI app factory: the one place (with cli.py) where the pieces are wired together."""
+"""The FastAPI app factory: the one place (with cli/) where the pieces are wired together."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Contextual autotunes served by the server itself (contextual.md, "Policy" and "Results").
 
-- `/v1/get_config` (in `sdk_specs`) asks `serve()` first: a trained contextual autotune is decided by
-  Thompson sampling (`engine.contextual_serving`), and the exposure is stored with its exact propensity
-  before the answer is sent. Untrained ones (the exploration window) fall through to the ordinary
-  evaluation, the same equal split the SDKs use.
+- `/v1/get_config` (in `sdk_specs`) asks `serve()` first, like the core SDK checks `cmab_configs` before
+  `dynamic_configs`: a trained contextual autotune is decided by Thompson sampling
+  (`contextual.serving`); an untrained one (no `config` in its published entry) gets the SDK's own
+  equal split of that entry (`serving.cmab.equal_split`), so both assign every unit alike. Either way the
+  exposure is stored with its exact propensity before the answer is sent.
 - `POST /v1/get_cmab_ranked_groups` with `{configName, user}`: every variant with its published score,
   best first. The caller logs an ordinary exposure for the one it shows (`isManualExposure: "true"`).
 
@@ -13,6 +14,7 @@ Deciders are rebuilt when the published specs change (a new policy always change
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
@@ -26,9 +28,12 @@ from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
+from openautotune.api.published import published_specs
+from openautotune.api.spec_cache import Published
 from openautotune.clock import Clock
-from openautotune.engine.contextual_serving import Decider, load_deciders
+from openautotune.contextual.serving import Decider, load_deciders
 from openautotune.service.ingest import ExposureInput
+from openautotune.serving.cmab import equal_split
 from openautotune.store.database import Database
 
 router = APIRouter(tags=["SDK"], responses={code: {"model": ErrorBody} for code in (400, 401, 404, 503)})
@@ -61,33 +66,77 @@ async def deciders(request: Request, changed_ms: int) -> dict[str, Decider]:
     return ready if ready is not None else await run_in_threadpool(holder.load, changed_ms)
 
 
-async def serve(request: Request, config_name: str, user: dict[str, Any], changed_ms: int) -> dict[str, Any] | None:
-    """The `/v1/get_config` answer for a trained contextual autotune (exposure stored), else None."""
-    decider = (await deciders(request, changed_ms)).get(config_name)
+@dataclass(frozen=True)
+class Served:
+    """One server-side assignment: the group answered, and what its exposure records."""
+
+    group_id: str
+    group_name: str
+    value: Any
+    rule_id: str
+    version: int
+    propensity: float
+
+
+async def serve(
+    request: Request, config_name: str, user: dict[str, Any], published: Published
+) -> dict[str, Any] | None:
+    """The `/v1/get_config` answer for a running contextual autotune (exposure stored), else None."""
+    entry = published.cmab.get(config_name)
+    if entry is None:
+        return None
+    untrained = equal_split(entry, user)
+    if untrained is not None:
+        group = untrained.group
+        return await _recorded(
+            request,
+            config_name,
+            user,
+            Served(
+                group["id"],
+                group["name"],
+                group["parameterValues"],
+                untrained.rule_id,
+                untrained.version,
+                untrained.propensity,
+            ),
+        )
+    decider = (await deciders(request, published.changed_ms)).get(config_name)
     if decider is None:
         return None
     holder: ContextualDeciders = request.app.state.contextual
     decision = decider.decide(user, holder.rng)
+    chosen = decision.group
+    return await _recorded(
+        request,
+        config_name,
+        user,
+        Served(chosen.id, chosen.name, chosen.value, decision.rule_id, decision.version, decision.propensity),
+    )
+
+
+async def _recorded(request: Request, config_name: str, user: dict[str, Any], served: Served) -> dict[str, Any]:
+    """Store the exposure (before answering: a 2xx means it is durable), then the answer."""
     batcher: ExposureBatcher = request.app.state.exposure_batcher
     clock: Clock = request.app.state.clock
     refused = await batcher.record(
         ExposureInput(
             autotune_id=config_name,
-            rule_id=decision.rule_id,
+            rule_id=served.rule_id,
             user=user,
             time_ms=clock.now_ms(),
-            config_version=decision.version,
-            propensity=decision.propensity,
+            config_version=served.version,
+            propensity=served.propensity,
         )
     )
     if refused is not None:
         raise ApiError(400, f"The exposure could not be recorded: {refused}")
     return {
         "name": config_name,
-        "value": decision.group.value,
-        "rule_id": decision.rule_id,
-        "group": decision.group.id,
-        "group_name": decision.group.name,
+        "value": served.value,
+        "rule_id": served.rule_id,
+        "group": served.group_id,
+        "group_name": served.group_name,
     }
 
 
@@ -103,8 +152,6 @@ async def get_cmab_ranked_groups(
     statsig_api_key: Annotated[str | None, Header(alias="statsig-api-key")] = None,
 ) -> Response:
     """Every variant of a trained contextual autotune for `user`, with its score, best first."""
-    from openautotune.api.sdk_specs import published_specs
-
     require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
     decider = (await deciders(request, published.changed_ms)).get(body.configName)

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from openautotune.api import cmab
@@ -19,7 +18,8 @@ from openautotune.api.auth import SERVER_ONLY, SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
-from openautotune.api.spec_cache import Encoded, Published, SpecCache, SpecsUnavailable
+from openautotune.api.published import published_specs
+from openautotune.api.spec_cache import Encoded
 from openautotune.clock import Clock
 from openautotune.service.ingest import ExposureInput
 from openautotune.serving.evaluate import Evaluation
@@ -57,17 +57,6 @@ def encoded_response(request: Request, body: Encoded) -> Response:
 
 def _json(body: bytes) -> Response:
     return Response(body, media_type=JSON)
-
-
-async def published_specs(request: Request) -> Published:
-    cache: SpecCache = request.app.state.specs
-    published = cache.fresh()
-    if published is not None:
-        return published
-    try:
-        return await run_in_threadpool(cache.current)
-    except SpecsUnavailable as error:
-        raise ApiError(503, str(error)) from error
 
 
 def _since_time(raw: Any) -> int:
@@ -183,8 +172,8 @@ async def get_config(
     """Evaluate one autotune server-side, exactly as an SDK would for the same specs."""
     require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
-    contextual = await cmab.serve(request, body.configName, body.user, published.changed_ms)
-    if contextual is not None:  # a trained contextual autotune: Thompson sampling, exact propensity
+    contextual = await cmab.serve(request, body.configName, body.user, published)
+    if contextual is not None:  # a running contextual autotune, as the core SDK reads `cmab_configs` first
         return _json(orjson.dumps(contextual))
     evaluation = published.evaluator.evaluate(body.user, body.configName)
     if evaluation is None:

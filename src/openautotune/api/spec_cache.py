@@ -22,6 +22,7 @@ import orjson
 from openautotune.service import specs as spec_service
 from openautotune.serving import specs_v1, specs_v2
 from openautotune.serving.cmab import cmab_configs
+from openautotune.serving.entries import Json
 from openautotune.serving.evaluate import Evaluator
 from openautotune.serving.validate import validate_v1, validate_v2
 from openautotune.store.database import Database
@@ -65,6 +66,7 @@ class Published:
     v2: Encoded
     checksum: str
     evaluator: Evaluator
+    cmab: dict[str, Json]  # the v2 document's `cmab_configs`: `/v1/get_config` serves untrained ones from here
 
 
 def publish(state: spec_service.SpecState) -> Published:
@@ -73,7 +75,8 @@ def publish(state: spec_service.SpecState) -> Published:
     v1 = specs_v1.render(state.pairs, time_ms)
     validate_v1(v1)
     evaluator = Evaluator.from_specs(v1)
-    v2 = specs_v2.render(state.pairs, time_ms, cmab_configs(state.pairs, state.cmab_policies))
+    cmab = cmab_configs(state.pairs, state.cmab_policies)
+    v2 = specs_v2.render(state.pairs, time_ms, cmab)
     validate_v2(v2)
     return Published(
         changed_ms=state.changed_ms,
@@ -82,6 +85,7 @@ def publish(state: spec_service.SpecState) -> Published:
         v2=Encoded.of(orjson.dumps(v2), with_br=True),
         checksum=str(v2["checksum"]),
         evaluator=evaluator,
+        cmab=cmab,
     )
 
 

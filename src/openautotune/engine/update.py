@@ -3,7 +3,7 @@
 lock -> newly matured aggregates (SQL) -> cumulative sums -> stats summary -> stage, weights and
 winner -> new allocation when the published thresholds change -> update record. Everything after
 the lock happens in ONE write transaction, so an update is either entirely visible or not at all.
-Contextual autotunes add one step (`engine.contextual.learn`, contextual.md): their policy sets the
+Contextual autotunes add one step (`contextual.training.learn`, contextual.md): their policy sets the
 weights, publishes a model with each allocation, and never declares a winner.
 """
 
@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from openautotune.clock import Clock
+from openautotune.contextual import training as contextual
 from openautotune.domain import lifecycle
 from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
 from openautotune.domain.autotune import Actor, Allocation, Autotune, Stage, Status
-from openautotune.engine import contextual
 from openautotune.stats import Summary, VariantAggregate, summarize
 from openautotune.store import audit, spec_changes, updates
 from openautotune.store import autotunes as autotune_store

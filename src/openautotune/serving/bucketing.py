@@ -6,6 +6,7 @@ the server and the SDKs can never disagree on which bucket a unit falls in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from hashlib import sha256
 from typing import Any
@@ -28,6 +29,16 @@ def bucket(salt: str, unit_id: str) -> int:
 def cmab_bucket(salt: str, unit_id: str) -> int:
     """The contextual-autotune hash of a unit: `h(f"{salt}.{unitID}") % 10000`."""
     return hash64(f"{salt}.{unit_id}") % CMAB_BUCKETS
+
+
+def cmab_equal_split(bucket: int, groups: int) -> int:
+    """The group an untrained contextual autotune gives a unit in CMAB bucket `bucket` (its equal split).
+
+    Computed exactly as the core SDK computes it, in double precision: `floor(bucket / (10000 / groups))`.
+    An integer split (`bucket * groups // 10000`) differs where the division rounds just below a boundary
+    (14 groups at bucket 5000; 28 groups at 2500 and 5000).
+    """
+    return math.floor(bucket / (CMAB_BUCKETS / groups))
 
 
 def _text(value: Any) -> str | None:

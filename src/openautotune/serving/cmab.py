@@ -6,15 +6,22 @@ SDK splits units equally by `sha256(salt.unitID) % 10000`; afterwards it carries
 with the allocation version it names (`version`, echoed as `configVersion`), its explore share
 (`sampleRate`) and the raw-unit weights of every variant. Draft and finished autotunes get no entry: the
 `dynamic_configs` entry already serves them (the default, or the variant chosen by hand).
+
+`equal_split` is the SDK's untrained path itself, so that `/v1/get_config` assigns exactly as the SDKs do
+from the entry they download.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from openautotune.domain.autotune import Allocation, Autotune, Status
+from openautotune.serving.bucketing import cmab_bucket, cmab_equal_split, unit_id
 from openautotune.serving.entries import Json
+
+EXPLORE_SUFFIX = ":explore"
 
 Pair = tuple[Autotune, Allocation | None]
 
@@ -47,3 +54,30 @@ def cmab_configs(pairs: Sequence[Pair], policies: Mapping[str, Mapping[str, Any]
         for autotune, allocation in pairs
         if autotune.definition.is_contextual and autotune.status is Status.RUNNING
     }
+
+
+@dataclass(frozen=True)
+class ExploreAssignment:
+    """What the SDK serves from an untrained entry: `group` as published (`name`, `id`, `parameterValues`),
+    `rule_id` `<group id>:explore`, the entry's `version`, and `propensity` = 1/K (see `equal_split`)."""
+
+    group: Json
+    rule_id: str
+    version: int
+    propensity: float
+
+
+def equal_split(entry: Json, user: Mapping[str, Any]) -> ExploreAssignment | None:
+    """The core SDK's answer for `user` (Statsig JSON form) from an untrained `cmab_configs` entry, None once
+    the entry carries a trained `config`.
+
+    The group is `groups[floor(h / (10000 / K))]` for `h = sha256(salt.unitID) % 10000` (a missing unit id
+    hashes as `""`). Its propensity is 1/K: the hash is independent of the user's features and spreads units
+    evenly (each group holds 1/K of the 10,000 buckets up to one bucket, i.e. within 1e-4).
+    """
+    if "config" in entry:
+        return None
+    groups: list[Json] = entry["groups"]
+    bucket = cmab_bucket(entry["salt"], unit_id(user, entry["idType"]))
+    group = groups[cmab_equal_split(bucket, len(groups))]
+    return ExploreAssignment(group, group["id"] + EXPLORE_SUFFIX, int(entry["version"]), 1.0 / len(groups))

@@ -2,6 +2,7 @@
 
 Pure functions and frozen dataclasses over plain values and numpy arrays (numpy and scipy only):
 no I/O, no clock, no global state, no randomness except a generator passed in by the caller.
+Imports nothing of ours. (The statistics of contextual autotunes live in `contextual`.)
 """
 
 from openautotune.stats.allocation import leader, weights, winner

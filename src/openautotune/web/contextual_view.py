@@ -1,7 +1,7 @@
 """The contextual section of the autotune page (contextual.md, Results): what personalization is worth
 and what each variant's model learned, read from the latest update record's `contextual` part.
 
-The engine writes that part (`engine.contextual`); this module only reads and shapes it: the policy-value
+The engine writes that part (`contextual.training`); this module only reads and shapes it: the policy-value
 chart (personalized policy, best single variant and uniform split, each estimated by IPW, self-normalised
 IPW and doubly robust with its bootstrap 95% interval), a one-line reading, the effective sample sizes,
 the largest model coefficients of each variant, and notes while the models are on their prior.

@@ -1,7 +1,7 @@
 """`openautotune demo`: a database with a few autotunes at different stages, so the dashboard has something to show.
 
-Each running autotune gets several simulated days of traffic from the engine's simulator
-(`engine/simulator.py`): synthetic users are served by what is published, their exposures and
+Each running autotune gets several simulated days of traffic from the simulator
+(`simulation/bandit.py`): synthetic users are served by what is published, their exposures and
 success events are recorded through the `Traffic` the caller wires (the CLI passes the SDK path:
 the serving evaluator and ingestion, so the exposures log and the traffic chart fill too), and the
 engine updates every autotune hourly on a simulated clock that ends at the present hour.
@@ -16,9 +16,9 @@ from typing import Any
 from openautotune.clock import DAY_MS, HOUR_MS, Clock, FixedClock
 from openautotune.domain.autotune import Actor, Autotune
 from openautotune.domain.errors import Conflict
-from openautotune.engine.simulator import SimulationConfig, SimulationResult, Traffic, simulate
 from openautotune.service import autotunes as autotune_service
 from openautotune.service.autotunes import VariantInput
+from openautotune.simulation.bandit import SimulationConfig, SimulationResult, Traffic, simulate
 from openautotune.store.database import Database
 
 DEMO_ACTOR = Actor(id="demo", name="DEMO")

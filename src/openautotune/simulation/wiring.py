@@ -1,6 +1,6 @@
-"""The simulator's wiring (a composition root, like `cli.py` and `api/app.py`).
+"""The simulator's wiring (a composition root, like `cli` and `api/app.py`).
 
-`engine/simulator.py` may only use the engine's own layers (domain, stats, clock, store); this module
+`simulation/bandit.py` may only use the engine's own layers (domain, stats, clock, store); this module
 plugs in the rest of the real path for `openautotune simulate` and the tests: the autotune is created
 and started through the service, users are evaluated by the serving evaluator against the rendered
 config spec, and their SDK events go through ingestion (`SdkTraffic`); `DirectTraffic` (the engine's
@@ -21,16 +21,16 @@ from typing import Any
 import numpy as np
 
 from openautotune.clock import Clock, FixedClock
+from openautotune.contextual.features import as_category, as_number, user_value
 from openautotune.domain.autotune import Actor, Allocation, Autotune
-from openautotune.engine.contextual_simulator import (
-    ContextualConfig,
-    ContextualExposures,
-    ContextualHourReport,
-    ContextualResult,
-    Served,
-    simulate_contextual,
-)
-from openautotune.engine.simulator import (
+from openautotune.service import autotunes as autotune_service
+from openautotune.service import specs as spec_service
+from openautotune.service.ingest import Ingestor
+from openautotune.serving.bucketing import CMAB_BUCKETS, cmab_bucket, unit_id
+from openautotune.serving.cmab import cmab_configs, equal_split
+from openautotune.serving.entries import config_entry
+from openautotune.serving.evaluate import compile_entry
+from openautotune.simulation.bandit import (
     Conversions,
     DirectTraffic,
     Exposures,
@@ -40,14 +40,14 @@ from openautotune.engine.simulator import (
     Traffic,
     simulate,
 )
-from openautotune.service import autotunes as autotune_service
-from openautotune.service import specs as spec_service
-from openautotune.service.ingest import Ingestor
-from openautotune.serving.bucketing import CMAB_BUCKETS, cmab_bucket, unit_id
-from openautotune.serving.cmab import cmab_configs
-from openautotune.serving.entries import config_entry
-from openautotune.serving.evaluate import compile_entry
-from openautotune.stats.contextual.features import as_category, as_number, user_value
+from openautotune.simulation.contextual import (
+    ContextualConfig,
+    ContextualExposures,
+    ContextualHourReport,
+    ContextualResult,
+    Served,
+    simulate_contextual,
+)
 from openautotune.store import autotunes as autotune_store
 from openautotune.store import migrate
 from openautotune.store.database import Database
@@ -254,8 +254,9 @@ class SdkContextualTraffic:
         served: list[Served] = []
         if config is None:
             for user in users:
-                h = cmab_bucket(entry["salt"], unit_id(user, entry["idType"]))
-                served.append(Served(groups[h * len(groups) // CMAB_BUCKETS], True, version))
+                assignment = equal_split(entry, user)
+                assert assignment is not None  # the entry has no config
+                served.append(Served(assignment.group["id"], True, version))
             return served
         weights = np.array([1.0 / (config[g]["records"] + 1.0) for g in groups])
         weights /= weights.sum()

@@ -3,17 +3,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openautotune.stats.contextual.features import Encoding, fit_encoding
-from openautotune.stats.contextual.models import GaussianPrior, ModelFit, fit_occurrence
-from openautotune.stats.contextual.policy import (
+from openautotune.contextual.features import Encoding, fit_encoding
+from openautotune.contextual.models import GaussianPrior, ModelFit, fit_occurrence
+from openautotune.contextual.policy import (
     LinearPolicy,
     ThompsonBank,
     explore_weights,
     published_probabilities,
     published_propensity,
 )
-from openautotune.stats.contextual.publish import cmab_config
-from tests.stats.contextual.sdk import sdk_score
+from openautotune.contextual.publish import cmab_config
+from tests.contextual.sdk import sdk_score
 
 
 def test_explore_weights_are_inverse_records_normalised() -> None:

@@ -42,8 +42,8 @@ from typing import Final
 
 import numpy as np
 
-from openautotune.stats.contextual.features import CategoricalFeature, Encoding, NumericFeature
-from openautotune.stats.contextual.models import MIN_UNITS, ModelFit
+from openautotune.contextual.features import CategoricalFeature, Encoding, NumericFeature
+from openautotune.contextual.models import MIN_UNITS, ModelFit
 
 MIN_EXPLORATION_RATE: Final = 0.001
 MAX_EXPLORATION_Z: Final = 3.09

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from openautotune.stats.contextual.models import (
+from openautotune.contextual.models import (
     MIN_UNITS,
     GaussianPrior,
     NormalInverseGammaPrior,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openautotune.stats.contextual.features import (
+from openautotune.contextual.features import (
     CategoricalFeature,
     NumericFeature,
     as_category,

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openautotune.stats.contextual.models import GaussianPrior, fit_occurrence
-from openautotune.stats.contextual.offpolicy import Logs, compare, evaluate
-from openautotune.stats.contextual.policy import published_probabilities
+from openautotune.contextual.models import GaussianPrior, fit_occurrence
+from openautotune.contextual.offpolicy import Logs, compare, evaluate
+from openautotune.contextual.policy import published_probabilities
 
 # A world with 6 kinds of context (exact truth): design rows, their probabilities, and the true success
 # probability of each of 3 variants in each context (variant 0 best for the first kinds, 2 for the last).

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits, load_wine
 
-from openautotune.stats.contextual.features import Encoding, encode_training
-from openautotune.stats.contextual.models import GaussianPrior, ModelFit, fit_occurrence
-from openautotune.stats.contextual.offpolicy import Logs, compare
-from openautotune.stats.contextual.policy import LinearPolicy, ThompsonBank, explore_weights
-from openautotune.stats.contextual.publish import sample_rate
+from openautotune.contextual.features import Encoding, encode_training
+from openautotune.contextual.models import GaussianPrior, ModelFit, fit_occurrence
+from openautotune.contextual.offpolicy import Logs, compare
+from openautotune.contextual.policy import LinearPolicy, ThompsonBank, explore_weights
+from openautotune.contextual.publish import sample_rate
 
 
 class Run:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from openautotune.stats.contextual.features import Encoding
-from openautotune.stats.contextual.models import ModelFit
-from openautotune.stats.contextual.publish import exploration_bonus, exploration_z
+from openautotune.contextual.features import Encoding
+from openautotune.contextual.models import ModelFit
+from openautotune.contextual.publish import exploration_bonus, exploration_z
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -7,16 +7,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openautotune.stats.contextual.features import Encoding, encode_training, fit_encoding
-from openautotune.stats.contextual.models import GaussianPrior, ModelFit, fit_occurrence
-from openautotune.stats.contextual.publish import (
+from openautotune.contextual.features import Encoding, encode_training, fit_encoding
+from openautotune.contextual.models import GaussianPrior, ModelFit, fit_occurrence
+from openautotune.contextual.publish import (
     cmab_config,
     exploration_bonus,
     exploration_z,
     group_config,
     sample_rate,
 )
-from tests.stats.contextual.sdk import as_float, lookup, sdk_score
+from tests.contextual.sdk import as_float, lookup, sdk_score
 
 CUSTOM_KEYS = ["age", "Plan", "score", "tier", "visits", "country", "Device"]
 CATEGORIES = ["a", "b", "c", "pro", "free", "DE", "x y", "10", "true"]

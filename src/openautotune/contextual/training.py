@@ -26,18 +26,18 @@ from typing import Any, Final
 import numpy as np
 from sqlalchemy.engine import Connection
 
-from openautotune.domain.autotune import Autotune, Status
-from openautotune.stats.contextual.features import CategoricalFeature, Encoding, NumericFeature, encode_training
-from openautotune.stats.contextual.models import (
+from openautotune.contextual.features import CategoricalFeature, Encoding, NumericFeature, encode_training
+from openautotune.contextual.models import (
     GaussianPrior,
     ModelFit,
     NormalInverseGammaPrior,
     fit_occurrence,
     fit_value,
 )
-from openautotune.stats.contextual.offpolicy import Logs, PolicyValue, compare
-from openautotune.stats.contextual.policy import LinearPolicy, ThompsonBank
-from openautotune.stats.contextual.publish import cmab_config, raw_weights, sample_rate
+from openautotune.contextual.offpolicy import Logs, PolicyValue, compare
+from openautotune.contextual.policy import LinearPolicy, ThompsonBank
+from openautotune.contextual.publish import cmab_config, raw_weights, sample_rate
+from openautotune.domain.autotune import Autotune, Status
 from openautotune.store import autotunes as autotune_store
 from openautotune.store import contextual as store
 from openautotune.store import updates

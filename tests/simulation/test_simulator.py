@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from openautotune.engine.simulator import SimulationConfig, SimulationResult
-from openautotune.simulation import run_simulation, run_study
+from openautotune.simulation.bandit import SimulationConfig, SimulationResult
+from openautotune.simulation.wiring import run_simulation, run_study
 
 ARMS = (0.05, 0.055, 0.065)
 
@@ -81,7 +81,7 @@ def test_aa_false_winner_rate_is_reported() -> None:
 def test_delay_distributions_have_the_configured_mean(distribution: str) -> None:
     import numpy as np
 
-    from openautotune.engine.simulator import _delays
+    from openautotune.simulation.bandit import _delays
 
     config = SimulationConfig(arms=ARMS, delay_mean_minutes=20.0, delay_distribution=distribution)
     delays = _delays(np.random.default_rng(1), config, 200_000)

@@ -20,9 +20,9 @@ import pytest
 from typer.testing import CliRunner
 
 from openautotune.cli import app as cli_app
-from openautotune.engine.contextual_simulator import ContextualConfig, ContextualResult
-from openautotune.engine.contextual_world import ContextualSpec
-from openautotune.simulation import run_contextual_simulation
+from openautotune.simulation.contextual import ContextualConfig, ContextualResult
+from openautotune.simulation.contextual_world import ContextualSpec
+from openautotune.simulation.wiring import run_contextual_simulation
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "contextual_simulation.json"
 
@@ -154,9 +154,9 @@ def test_sdk_traffic_serves_what_the_published_policy_says(tmp_path: Path) -> No
     import sqlalchemy as sa
 
     from openautotune.clock import FixedClock
-    from openautotune.engine.contextual import model_from_json
-    from openautotune.engine.contextual_simulator import simulate_contextual
-    from openautotune.simulation import SdkContextualTraffic, start_contextual_autotune
+    from openautotune.contextual.training import model_from_json
+    from openautotune.simulation.contextual import simulate_contextual
+    from openautotune.simulation.wiring import SdkContextualTraffic, start_contextual_autotune
     from openautotune.store import autotunes as autotune_store
     from openautotune.store import contextual as contextual_store
     from openautotune.store import migrate

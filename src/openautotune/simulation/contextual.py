@@ -4,7 +4,7 @@ The world (`contextual_world.ContextualSpec`) says how users' attributes are dis
 each variant is to convert each user. Each simulated hour, like `simulator.simulate`:
 
 1. new users are drawn (ids `c<seed>-h<hour>-u<i>`, exposure times uniform in the hour) and served by
-   `ContextualTraffic.assign` (wired in `openautotune.simulation`: the published `cmab_configs` entry
+   `ContextualTraffic.assign` (wired in `openautotune.simulation.wiring`: the published `cmab_configs` entry
    evaluated exactly as the core SDK evaluates it);
 2. each converts with its served variant's true probability for that user, after a random delay; the
    exposures (with the full user object, which is what the engine trains on) and the success events due
@@ -29,16 +29,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from openautotune.clock import HOUR_MS, FixedClock
+from openautotune.contextual.training import model_from_json
 from openautotune.domain.autotune import Autotune
-from openautotune.engine.contextual import model_from_json
-from openautotune.engine.contextual_world import ContextualSpec, FloatArray
-from openautotune.engine.simulator import (
+from openautotune.engine.update import update_autotune
+from openautotune.simulation.bandit import (
     DELAY_DISTRIBUTIONS,
     SIMULATION_START_MS,
     Conversions,
     conversion_delays,
 )
-from openautotune.engine.update import update_autotune
+from openautotune.simulation.contextual_world import ContextualSpec, FloatArray
 from openautotune.store import autotunes as autotune_store
 from openautotune.store import contextual as contextual_store
 from openautotune.store import updates

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from openautotune.contextual.policy import ThompsonBank
+from openautotune.contextual.training import ServerModel, model_from_json
 from openautotune.domain.autotune import Status
-from openautotune.engine.contextual import ServerModel, model_from_json
-from openautotune.stats.contextual.policy import ThompsonBank
 from openautotune.store import autotunes as autotune_store
 from openautotune.store import contextual as contextual_store
 from openautotune.store.database import Database

@@ -144,7 +144,7 @@ def conversion_delays(rng: np.random.Generator, config: DelayModel, n: int) -> n
     return np.rint(draws).astype(np.int64)
 
 
-_delays = conversion_delays  # the name tests/engine/test_simulator.py imports
+_delays = conversion_delays  # the name tests/simulation/test_simulator.py imports
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,65 @@
+"""`openautotune results`: an autotune's status sentence and results table, or the results API JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from openautotune.cli.common import DatabaseUrl, err, load_settings, open_database
+
+
+def results(
+    autotune_id: Annotated[str, typer.Argument(help="The autotune's id")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON of GET /console/v1/autotunes/{id}/results")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print an autotune's status sentence and results table (or the results API JSON with --json)."""
+    import orjson
+
+    from openautotune.api.results import MESSAGE as RESULTS_MESSAGE
+    from openautotune.api.results import results_json
+    from openautotune.domain.errors import NotFound
+    from openautotune.engine.results import read_results
+    from openautotune.service import autotunes as autotune_service
+    from openautotune.web import views
+
+    db = open_database(load_settings(database_url))
+    try:
+        autotune = autotune_service.get(db, autotune_id)
+    except NotFound as missing:
+        err.print(missing.message)
+        raise typer.Exit(1) from None
+    if as_json:
+        body = {"message": RESULTS_MESSAGE, "data": results_json(read_results(db, autotune))}
+        typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+        return
+    series = views.load_series(db, autotune)
+    occurrence = series.metric == "occurrence"
+    table = Table(
+        "variant",
+        "units",
+        "successes" if occurrence else "value sum",
+        "rate" if occurrence else "mean",
+        "95% CI",
+        "P(best)",
+        "weight",
+        title=f"{autotune.definition.name} ({autotune.id}), run {autotune.run}",
+    )
+    for row in views.summary_rows(series):
+        table.add_row(
+            row.name + (" (winner)" if row.is_winner else ""),
+            f"{row.units:,}" if row.units is not None else "—",
+            row.successes_text,
+            row.mean_text,
+            row.ci_text,
+            views.format_percent(row.pob),
+            views.format_percent(row.weight),
+        )
+    out = Console()
+    out.print(f"[bold]{series.status_sentence}[/bold]")
+    out.print(table)
