@@ -33,6 +33,8 @@ class Settings:
     key_cache_seconds: float = 5.0
     log_level: str = "info"
     blas_threads: int = 1
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, /, **overrides: Any) -> Settings:

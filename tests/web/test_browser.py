@@ -18,7 +18,7 @@ from openautotune.store.ingest_tables import exposures_table
 from tests.e2e.live import LiveServer
 from tests.engine.conftest import Env
 from tests.web.contextual_seed import trained
-from tests.web.helpers import ADMIN, HOUR_MS, create, record
+from tests.web.helpers import ADMIN, HOUR_MS, create, insert_records, record
 
 pytestmark = pytest.mark.e2e
 
@@ -250,3 +250,24 @@ def test_contextual_policy_value_chart(page: Page, web_server: LiveServer, seede
     ] * 3
     expect(page.locator("#contextual-reading")).to_contain_text("Personalization is worth +")
     page.locator("#contextual").screenshot(path=str(IMAGES / "dashboard-contextual.png"))
+
+
+def test_a_variant_named_like_a_link_is_text_in_the_charts(
+    page: Page, web_server: LiveServer, seeded: dict[str, Any]
+) -> None:
+    hostile = '<a href="https://evil.example/">Win</a>'
+    now = SystemClock().now_ms()
+    made = create(web_server.db, FixedClock(now - 2 * DAY_MS), "Hostile names", variants=(hostile, "R&D <b>x</b>"))
+    insert_records(web_server.db, made, 30, made.created_ms)
+    _sign_in(page, web_server, web_server.console_key)
+    page.goto(f"{web_server.url}/autotunes/{made.id}")
+    for name in ("probability_of_best", "traffic", "intervals"):
+        page.wait_for_function(f"document.querySelector('#chart-{name}').data !== undefined")
+        chart = page.locator(f"#chart-{name}")
+        expect(chart.locator("a")).to_have_count(0)  # plotly would draw an svg <a> for a live link
+        expect(chart.locator("b")).to_have_count(0)
+    legend = page.locator("#chart-probability_of_best .legendtext")
+    expect(legend).to_have_text([hostile, "R&D <b>x</b>"])
+    ticks = page.locator("#chart-intervals .ytick text")
+    expect(ticks).to_have_count(2)
+    assert sorted(ticks.all_text_contents()) == sorted([hostile, "R&D <b>x</b>"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,25 +53,33 @@ class BodySizeLimit:
                     await _send_413(send, limit)
                     return
         received = 0
-        started = False
+        started = False  # the app (or we) began the response: its status can no longer change
+        refused = False  # we answered 413: whatever the app sends afterwards is dropped
 
         async def counting_receive() -> Message:
-            nonlocal received
+            # The 413 goes out here, not where _TooLarge is caught below: FastAPI turns any error raised
+            # while it reads a body into "400 There was an error parsing the body", so by the time the
+            # exception (or that 400) reaches us the status would be wrong (a chunked body has no
+            # Content-Length to refuse up front).
+            nonlocal received, started, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if not started:
+                        started = refused = True
+                        await _send_413(send, limit)
                     raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
+        # Answered 413 above, or the response had already begun and only the body is cut short.
+        with contextlib.suppress(_TooLarge):
             await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_413(send, limit)

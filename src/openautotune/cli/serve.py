@@ -49,8 +49,10 @@ def serve(
     """Run the HTTP server (Console API, SDK endpoints, dashboard)."""
     import uvicorn
 
+    from openautotune.api import log_redaction
     from openautotune.api.app import create_app
 
+    log_redaction.install()  # keys out of access and exception logs (docs/security.md)
     settings = load_settings(database_url, host=host, port=port, update_interval_seconds=update_interval)
     _limit_blas_threads(settings.blas_threads)
     db = open_database(settings)

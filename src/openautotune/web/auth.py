@@ -11,9 +11,11 @@ from starlette.responses import Response
 
 from openautotune.clock import Clock
 from openautotune.domain.autotune import Actor
+from openautotune.service import dashboard_sessions, server_secrets
 from openautotune.service import keys as key_service
-from openautotune.service import server_secrets
+from openautotune.service.dashboard_sessions import SessionLimits
 from openautotune.service.keys import KeyAuthenticator
+from openautotune.settings import Settings
 from openautotune.store.database import Database
 from openautotune.web import session as sessions
 from openautotune.web.results import PointsCache
@@ -41,6 +43,11 @@ def could_be_autotune_id(text: str) -> bool:
     """Ids derive from names into `[a-z0-9_.-]` (domain/ids.py): anything else names no autotune, and is
     answered 404 before it reaches a database (PostgreSQL refuses NUL bytes in text, for one)."""
     return _ID_SHAPE.fullmatch(text) is not None
+
+
+def session_limits(request: Request) -> SessionLimits:
+    settings: Settings = request.app.state.settings
+    return SessionLimits.of(settings.session_idle_minutes, settings.session_max_hours)
 
 
 def points_cache(request: Request) -> PointsCache:
@@ -100,12 +107,24 @@ def _active_console_key(request: Request, key_id: str) -> ConsoleKey | None:
     return None
 
 
-def visitor(request: Request) -> Visitor | None:
-    """The visitor behind this request's cookie; None when there is no valid session at all."""
-    found = sessions.decode(request.cookies.get(sessions.COOKIE_NAME), _secret(request), clock(request).now_ms())
+def _still_open(request: Request, found: Session, activity: bool) -> bool:
+    """A signed-in cookie counts only while its server-side session is open (not signed out, not idle)."""
+    if found.key_id is None or found.session_id is None:
+        return False
+    db, limits = database(request), session_limits(request)
+    return dashboard_sessions.is_active(db, clock(request), found.session_id, found.key_id, limits, activity=activity)
+
+
+def visitor(request: Request, *, activity: bool = True) -> Visitor | None:
+    """The visitor behind this request's cookie; None when there is no valid session at all. `activity=False`
+    for a page's background refreshes: they must not keep an unattended session from going idle."""
+    cookie, ttl_ms = request.cookies.get(sessions.COOKIE_NAME), session_limits(request).absolute_ms
+    found = sessions.decode(cookie, _secret(request), clock(request).now_ms(), ttl_ms)
     if found is None:
         return None
-    key = _active_console_key(request, found.key_id) if found.key_id is not None else None
+    key = None
+    if found.key_id is not None and _still_open(request, found, activity):
+        key = _active_console_key(request, found.key_id)
     return Visitor(session=found, key=key)
 
 
@@ -127,7 +146,7 @@ def store_session(request: Request, response: Response, session: Session) -> Non
     response.set_cookie(
         sessions.COOKIE_NAME,
         sessions.encode(session, _secret(request)),
-        max_age=sessions.SESSION_TTL_MS // 1000,
+        max_age=session_limits(request).absolute_ms // 1000,
         path="/",
         httponly=True,
         samesite="lax",
@@ -140,7 +159,15 @@ def new_anonymous_session(request: Request) -> Session:
 
 
 def new_signed_in_session(request: Request, key: ConsoleKey) -> Session:
-    return sessions.signed_in(key.id, key.read_only, clock(request).now_ms())
+    """A new session for `key`, opened server-side too (a fresh id: nothing carries over from before)."""
+    session_id = dashboard_sessions.open_session(database(request), clock(request), key.id, session_limits(request))
+    return sessions.signed_in(key.id, key.read_only, clock(request).now_ms(), session_id)
+
+
+def end_session(request: Request, found: Visitor) -> None:
+    """Sign out server-side: the cookie (and any copy of it) opens nothing any more."""
+    if found.session.session_id is not None:
+        dashboard_sessions.close_session(database(request), found.session.session_id)
 
 
 def clear_session(response: Response) -> None:

@@ -275,7 +275,7 @@ def policy_value_figure(policies: Sequence[PolicyRow], rate: bool) -> go.Figure:
             go.Scatter(
                 x=labels,
                 y=values,
-                name=row.label,
+                name=figures.plotly_text(row.label),  # holds a variant name
                 mode="markers",
                 marker={"color": row.color, "size": 11},
                 error_y={

@@ -28,6 +28,17 @@ GRID = "#e2e8f0"
 FIGURES = ("intervals", "probability_of_best", "cumulative", "daily", "traffic")
 
 
+def plotly_text(text: str) -> str:
+    """User text (a variant name) made inert for plotly, which renders a subset of HTML in trace names,
+    legends, hover labels and tick labels (`<a href>` would become a live link). Escaped, plotly shows the
+    text as typed: it decodes `&lt;`, `&gt;` and `&amp;` back when it draws."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _variant_names(series: Series) -> list[str]:
+    return [plotly_text(variant.name) for variant in series.variants]
+
+
 def color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
@@ -79,7 +90,7 @@ def intervals(series: Series) -> go.Figure:
     figure = go.Figure(layout=_layout("95% credible intervals", "", percent_axis=False, hovermode="closest"))
     latest = series.latest
     rate = series.metric == "occurrence"
-    for index, variant in enumerate(series.variants):
+    for index, name in enumerate(_variant_names(series)):
         state = latest.variants[index] if latest is not None and index < len(latest.variants) else None
         has = state is not None and state.mean is not None and state.ci_low is not None and state.ci_high is not None
         mean = state.mean if has and state is not None else None
@@ -88,8 +99,8 @@ def intervals(series: Series) -> go.Figure:
         figure.add_trace(
             go.Scatter(
                 x=[mean] if mean is not None else [],
-                y=[variant.name] if mean is not None else [],
-                name=variant.name,
+                y=[name] if mean is not None else [],
+                name=name,
                 mode="markers",
                 marker={"color": color(index), "size": 10},
                 error_x={
@@ -119,12 +130,12 @@ def _lines_per_variant(figure: go.Figure, series: Series, value: Callable[[Varia
     """One line per variant over the update times: `value` picks the number from each variant state."""
     figure.update_xaxes(type="date")
     times = _times([point.as_of_ms for point in series.updates])
-    for index, variant in enumerate(series.variants):
+    for index, name in enumerate(_variant_names(series)):
         figure.add_trace(
             go.Scatter(
                 x=times,
                 y=_floats([value(point.variants[index]) for point in series.updates]),
-                name=variant.name,
+                name=name,
                 mode="lines",
                 line={"color": color(index), "width": 2},
             )
@@ -152,12 +163,12 @@ def daily(series: Series) -> go.Figure:
     title = "Daily success rate" if rate else "Daily mean value"
     figure = go.Figure(layout=_layout(title, "rate" if rate else "mean", percent_axis=rate))
     days = [day.day for day in series.daily]
-    for index, variant in enumerate(series.variants):
+    for index, name in enumerate(_variant_names(series)):
         figure.add_trace(
             go.Scatter(
                 x=days,
                 y=_floats([day.variants[index].mean for day in series.daily]),
-                name=variant.name,
+                name=name,
                 mode="lines+markers",
                 line={"color": color(index), "width": 2},
                 marker={"size": 5},
@@ -169,12 +180,12 @@ def daily(series: Series) -> go.Figure:
 def traffic(series: Series) -> go.Figure:
     figure = go.Figure(layout=_layout("Traffic allocation (exposures per day)", "exposures", barmode="stack"))
     days = [entry.day for entry in series.daily_exposures]
-    for index, variant in enumerate(series.variants):
+    for index, name in enumerate(_variant_names(series)):
         figure.add_trace(
             go.Bar(
                 x=days,
                 y=[entry.counts[index] for entry in series.daily_exposures],
-                name=variant.name,
+                name=name,
                 marker={"color": color(index)},
             )
         )
@@ -194,5 +205,6 @@ def all_figures(series: Series) -> dict[str, str]:
 
 
 def _embeddable(text: str) -> str:
-    # Variant names are user input: never let them close the script element or start markup.
+    # JSON-level escaping: nothing in a figure can close the script element it is embedded in. (What
+    # plotly itself renders as HTML is escaped where user text enters a figure: `plotly_text`.)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -104,6 +104,8 @@ async def login(request: Request) -> Response:
     key = auth.authenticate_console_key(request, _field(form, "key"))
     if key is None:
         return _render(request, "login.html", found, 401, next=target, error=WRONG_KEY)
+    if found is not None:  # signing in again (another key, say): the session it replaces ends server-side
+        auth.end_session(request, found)
     response = RedirectResponse(target, status_code=303)
     auth.store_session(request, response, auth.new_signed_in_session(request, key))
     return response
@@ -115,6 +117,8 @@ async def logout(request: Request) -> Response:
     found = auth.visitor(request)
     if not auth.csrf_ok(found, form):
         return _render(request, "message.html", found, 403, title="Form expired", message=EXPIRED_FORM)
+    assert found is not None  # csrf_ok needs a session
+    auth.end_session(request, found)
     response = RedirectResponse("/login?signed_out=true", status_code=303)
     auth.clear_session(response)
     return response
@@ -182,7 +186,7 @@ def autotune_detail(request: Request, autotune_id: str) -> Response:
 @router.get("/autotunes/{autotune_id}/exposures")
 def exposures_fragment(request: Request, autotune_id: str) -> Response:
     """The exposures log alone (HTML rows), which the autotune page re-fetches every few seconds."""
-    found = auth.visitor(request)
+    found = auth.visitor(request, activity=False)  # polling is not someone using the dashboard
     if found is None or not found.signed_in:
         return Response("Sign in first.", status_code=401, media_type="text/plain")
     db = auth.database(request)

@@ -1,8 +1,10 @@
 """Signed cookie sessions for the dashboard.
 
 A session is a small JSON payload (the console key's id, whether it is read-only, a CSRF token,
-when it was issued) followed by an HMAC-SHA256 of it under the server's signing secret (kept in
-the database). Nothing secret is in the cookie: the key itself is never stored, only its id.
+when it was issued, and once signed in the id of its server-side record) followed by an HMAC-SHA256
+of it under the server's signing secret (kept in the database). The key itself is never stored, only
+its id. A signed-in cookie is honoured only while its server-side record is open
+(service/dashboard_sessions.py): signing out or idling ends it even if someone kept a copy.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import orjson
 
 COOKIE_NAME = "oat_session"
-SESSION_TTL_MS = 12 * 3600 * 1000
+SESSION_TTL_MS = 12 * 3600 * 1000  # the default; `session_max_hours` sets it (Settings)
 MAX_COOKIE_CHARS = 4096
 CLOCK_SKEW_MS = 60_000  # several server processes: tolerate a little clock disagreement
 
@@ -28,6 +30,7 @@ class Session:
     issued_ms: int
     key_id: str | None = None
     read_only: bool = True
+    session_id: str | None = None  # the server-side record of a signed-in session
 
     @property
     def signed_in(self) -> bool:
@@ -39,9 +42,11 @@ def new_anonymous(now_ms: int) -> Session:
     return Session(csrf=secrets.token_urlsafe(24), issued_ms=now_ms)
 
 
-def signed_in(key_id: str, read_only: bool, now_ms: int) -> Session:
+def signed_in(key_id: str, read_only: bool, now_ms: int, session_id: str | None = None) -> Session:
     """A fresh session (and a fresh CSRF token) for a key that just proved itself."""
-    return Session(csrf=secrets.token_urlsafe(24), issued_ms=now_ms, key_id=key_id, read_only=read_only)
+    return Session(
+        csrf=secrets.token_urlsafe(24), issued_ms=now_ms, key_id=key_id, read_only=read_only, session_id=session_id
+    )
 
 
 def _b64(data: bytes) -> str:
@@ -58,12 +63,20 @@ def _mac(secret: bytes, payload: str) -> str:
 
 def encode(session: Session, secret: bytes) -> str:
     payload = _b64(
-        orjson.dumps({"c": session.csrf, "i": session.issued_ms, "k": session.key_id, "r": session.read_only})
+        orjson.dumps(
+            {
+                "c": session.csrf,
+                "i": session.issued_ms,
+                "k": session.key_id,
+                "r": session.read_only,
+                "s": session.session_id,
+            }
+        )
     )
     return f"{payload}.{_mac(secret, payload)}"
 
 
-def decode(cookie: str | None, secret: bytes, now_ms: int) -> Session | None:
+def decode(cookie: str | None, secret: bytes, now_ms: int, ttl_ms: int = SESSION_TTL_MS) -> Session | None:
     """The session in `cookie`, or None when it is missing, tampered with, malformed or expired."""
     if not cookie or len(cookie) > MAX_COOKIE_CHARS or cookie.count(".") != 1:
         return None
@@ -81,9 +94,12 @@ def decode(cookie: str | None, secret: bytes, now_ms: int) -> Session | None:
         return None
     if key_id is not None and not isinstance(key_id, str):
         return None
-    if now_ms + CLOCK_SKEW_MS < issued or now_ms >= issued + SESSION_TTL_MS:
+    session_id = data.get("s")
+    if session_id is not None and not isinstance(session_id, str):
         return None
-    return Session(csrf=csrf, issued_ms=issued, key_id=key_id, read_only=read_only)
+    if now_ms + CLOCK_SKEW_MS < issued or now_ms >= issued + ttl_ms:
+        return None
+    return Session(csrf=csrf, issued_ms=issued, key_id=key_id, read_only=read_only, session_id=session_id)
 
 
 def csrf_matches(session: Session, submitted: str | None) -> bool:
