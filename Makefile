@@ -58,7 +58,7 @@ test: lint typecheck imports unit
 bench: install-dev
 	$(BIN)/python scripts/bench_all.py
 
-# The fuzzers of `make test` with a larger budget (docs/fuzzing.md): schemathesis against a live server
+# The fuzzers of `make test` with a larger budget (docs/security.md, "Fuzzing"): schemathesis against a live server
 # holding 50 autotunes, on SQLite then PostgreSQL; prints the requests generated and the responses >= 500.
 fuzz: install-dev
 	OPENAUTOTUNE_FUZZ_EXAMPLES=$${OPENAUTOTUNE_FUZZ_EXAMPLES:-30} $(BIN)/pytest -q -s -p no:cacheprovider \
