@@ -231,3 +231,24 @@ def test_every_extreme_value_in_every_place(
         except AssertionError as failure:
             failures.append(f"{what}: {str(failure).splitlines()[0][:160]}")
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
+
+
+QUERY_NUMBERS = [str(2**62), str(2**63), str(2**64), str(2**70), "9" * 4000, "-1", "0", "1e400", "NaN", "%00", "1.5"]
+
+
+def test_extreme_numbers_in_queries(served: Served) -> None:
+    """Page, limit and sinceTime as numbers no column or encoder takes (issue #12, item 7): never a 500."""
+    key = served.app.server_key
+    console = served.app.console_headers()
+    failures = []
+    for value in QUERY_NUMBERS:
+        for url, headers in (
+            (f"/console/v1/autotunes?page={value}", console),
+            (f"/console/v1/autotunes?limit={value}", console),
+            (f"/v1/download_config_specs/{key}.json?sinceTime={value}", {}),
+            (f"/v2/download_config_specs/{key}.json?sinceTime={value}&checksum={value}", {}),
+        ):
+            status = served.client.get(url, headers=headers).status_code
+            if status >= 500:
+                failures.append(f"GET {url[:90]}: {status}")
+    assert not failures, "\n".join(failures)
