@@ -35,6 +35,7 @@ class Settings:
     blas_threads: int = 1
     session_idle_minutes: int = 30
     session_max_hours: int = 12
+    cors_allowed_origins: str = "*"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, /, **overrides: Any) -> Settings:

@@ -3,7 +3,7 @@ second server process on the same database see a change made through the first."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -36,9 +36,9 @@ def renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     counted: list[int] = []
     real = spec_cache.publish
 
-    def counting(state: spec_cache.spec_service.SpecState) -> spec_cache.Published:
+    def counting(state: spec_cache.spec_service.SpecState, suspects: Collection[str] = ()) -> spec_cache.Published:
         counted.append(state.changed_ms)
-        return real(state)
+        return real(state, suspects)
 
     monkeypatch.setattr(spec_cache, "publish", counting)
     return counted

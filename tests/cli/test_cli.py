@@ -105,3 +105,14 @@ def test_serve_caps_blas_threads() -> None:
     _limit_blas_threads(1)
     blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
     assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
+def test_serve_says_when_its_port_is_taken(sqlite_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port), "--database-url", sqlite_url])
+    assert result.exit_code == 1
+    assert f"127.0.0.1:{port} is already in use" in result.output
+    assert "--port" in result.output

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openautotune.domain.json_limits import JsonLimits, JsonProblem, check_json, check_text, parse_json, parse_json_fast
+from openautotune.domain.json_limits import (
+    JsonLimits,
+    JsonProblem,
+    check_json,
+    check_text,
+    load_lenient,
+    parse_json,
+    parse_json_fast,
+)
 
 PARSERS = [parse_json, parse_json_fast]
 
@@ -71,3 +81,68 @@ def test_whatever_passes_the_check_orjson_can_encode(value):
     except JsonProblem:
         return
     assert orjson.loads(orjson.dumps(value)) is not None or value is None
+
+
+def test_nul_is_refused_only_where_the_limits_say():
+    check_json({"a\x00": "b\x00"})
+    for value in ({"a\x00": 1}, {"a": ["b\x00"]}):
+        with pytest.raises(JsonProblem, match="NUL"):
+            check_json(value, JsonLimits(allow_nul=False))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('"\\ud800"', "lone surrogate"),
+        ("NaN", "not finite"),
+        ("-Infinity", "not finite"),
+        ("1e400", "not finite"),
+        ("1" * 5000, "64-bit"),
+        ("-" + "1" * 5000, "64-bit"),
+        ("18446744073709551615", "64-bit"),
+    ],
+)
+def test_lenient_reader_reads_what_check_json_then_refuses(text, problem):
+    value = load_lenient(text)
+    with pytest.raises(JsonProblem, match=problem):
+        check_json(value)
+
+
+@pytest.mark.parametrize(("text", "problem"), [("[" * 5000 + "]" * 5000, "too deep"), ("{", "not valid JSON")])
+def test_lenient_reader_refuses_only_what_it_cannot_read(text, problem):
+    with pytest.raises(JsonProblem, match=problem):
+        load_lenient(text)
+
+
+def test_a_tighter_integer_bound():
+    limits = JsonLimits(max_abs_int=2**53 - 1)
+    check_json([2**53 - 1, -(2**53 - 1)], limits)
+    for value in (2**53, -(2**53)):
+        with pytest.raises(JsonProblem, match="magnitude"):
+            check_json({"n": value}, limits)
+
+
+@given(st.text(max_size=200) | st.binary(max_size=200))
+def test_any_input_parses_to_an_encodable_value_or_a_json_problem(raw):
+    for parse in PARSERS:
+        try:
+            value = parse(raw)
+        except JsonProblem:
+            continue
+        assert orjson.loads(orjson.dumps(value)) == value
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=20,
+    )
+)
+def test_what_python_json_writes_is_read_back_exactly_or_refused(value):
+    text = json.dumps(value)
+    try:
+        parsed = parse_json(text)
+    except JsonProblem:
+        return
+    assert parsed == value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from typer.testing import CliRunner
 
@@ -124,3 +125,17 @@ def test_cli_simulate_several_seeds_and_an_aa_summary() -> None:
 def test_cli_simulate_rejects_bad_arms() -> None:
     result = CliRunner().invoke(cli_app, ["simulate", "--arms", "0.1"])
     assert result.exit_code == 2
+
+
+def test_scheduler_first_round_waits_for_its_delay(sqlite_env: Env) -> None:
+    scheduler = Scheduler(sqlite_env.db, sqlite_env.clock, 3600, first_delay_seconds=0.5)
+    scheduler.start()
+    try:
+        assert scheduler.rounds == 0
+        deadline = time.monotonic() + 30
+        while scheduler.rounds == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert scheduler.rounds == 1
+    finally:
+        scheduler.stop()
+    assert not scheduler.running

@@ -16,7 +16,7 @@ def test_exposure_becomes_a_unit_with_variant_time_version_and_features(ingest: 
     response = ingest.post([exposure("color", blue, user=user, time=t, version="1")])
 
     assert response.status_code == 200
-    assert response.json() == {"success": True, "accepted": 1, "rejected": [], "ignored": 0}
+    assert response.json() == {"success": True, "accepted": 1, "rejected": [], "ignored": 0, "dropped": {}}
     [unit] = ingest.units()
     assert unit["autotune_id"] == "color"
     assert unit["run"] == 1

@@ -174,3 +174,77 @@ def test_fuzzed_envelopes_are_answered_and_refusals_write_nothing(ingest: Ingest
             assert answer["success"] is True
 
     check()
+
+
+# Raw JSON text, because orjson cannot write what SDK-side bugs and attackers send: lone surrogates,
+# NaN, integers beyond 64 bits, nesting beyond 254 levels, invalid UTF-8.
+def _nest(depth: int) -> bytes:
+    return b'{"a": ' * depth + b"1" + b"}" * depth
+
+
+hostile_fragments = (
+    json_values.map(orjson.dumps)
+    | st.sampled_from(
+        [b'"\\ud800"', b'"a\\udfffb"', b'"\\u0000"', b"NaN", b"-Infinity", b"1e400", b"18446744073709551615"]
+    )
+    | st.integers(21, 5000).map(lambda n: b"9" * n)
+    | st.integers(30, 1500).map(_nest)
+    | st.sampled_from([255, 256, 4096, 4097, 16384, 16385, 70_000]).map(lambda n: b'"' + b"x" * n + b'"')
+    | st.binary(min_size=1, max_size=4).map(lambda raw: b'"' + raw.replace(b'"', b"").replace(b"\\", b"") + b'"')
+)
+
+
+@st.composite
+def hostile_event(draw: st.DrawFn) -> bytes:
+    """One event as raw JSON text: known fields (and one unknown) holding hostile or arbitrary values."""
+    names = st.sampled_from([b'"click"', b'"statsig::config_exposure"', b'"statsig::diagnostics"']) | hostile_fragments
+    user = st.sampled_from([b'{"userID": "u1"}', b'{"customIDs": {"stableID": "s1"}}']) | hostile_fragments
+    fields = {
+        b"eventName": names,
+        b"user": user | hostile_fragments.map(lambda raw: b'{"userID": "u1", "custom": {"c": ' + raw + b"}}"),
+        b"time": st.just(b"%d" % START_MS) | hostile_fragments,
+        b"value": hostile_fragments,
+        b"metadata": hostile_fragments.map(lambda raw: b'{"k": ' + raw + b"}") | hostile_fragments,
+        b"secondaryExposures": hostile_fragments,
+    }
+    chosen = draw(st.lists(st.sampled_from(sorted(fields)), unique=True, min_size=1))
+    members = [b'"' + name + b'": ' + draw(fields[name]) for name in chosen]
+    return b"{" + b", ".join(members) + b"}"
+
+
+def test_every_valid_event_of_a_hostile_batch_is_stored_exactly_once(ingest: Ingest) -> None:
+    clean_text = st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=20)
+    counter = iter(range(10**9))
+
+    valid_event = st.builds(
+        lambda value, metadata: {
+            "eventName": "buy",
+            "user": {"userID": f"valid-{next(counter)}", "country": "DE"},
+            "time": START_MS,
+            "value": value,
+            "metadata": metadata,
+        },
+        st.none() | st.integers(-(2**63), 2**63 - 1) | clean_text,
+        st.none() | st.dictionaries(clean_text, clean_text | st.integers(0, 9), max_size=3),
+    ).map(orjson.dumps)
+    elements = st.lists(valid_event | hostile_event() | hostile_fragments, max_size=8)
+
+    @FUZZ
+    @given(batch=elements, compress=st.booleans())
+    def check(batch: list[bytes], compress: bool) -> None:
+        body = b'{"events": [' + b", ".join(batch) + b'], "statsigMetadata": {"sdkType": "fuzz"}}'
+        valid = [orjson.loads(raw)["user"]["userID"] for raw in batch if raw.startswith(b'{"eventName":"buy"')]
+        for _ in range(2):  # a re-sent batch stores nothing twice
+            response = ingest.post_raw(body, gzipped=compress)
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            assert answer["accepted"] + len(answer["rejected"]) + answer["ignored"] == len(batch)
+            assert sum(answer["dropped"].values()) == len(answer["rejected"])
+            stored = [row["unit_id"] for row in ingest.events() if row["unit_id"] in valid]
+            assert sorted(stored) == sorted(valid)
+        seen["valid"] += len(valid)
+        seen["mixed"] += bool(valid and answer["rejected"])
+
+    seen = {"valid": 0, "mixed": 0}
+    check()
+    assert seen["valid"] and seen["mixed"], seen  # valid events did share batches with dropped ones

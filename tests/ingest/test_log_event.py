@@ -23,7 +23,7 @@ def test_events_are_stored_once_per_id_type(ingest: Ingest) -> None:
         ]
     )
 
-    assert response.json() == {"success": True, "accepted": 3, "rejected": [], "ignored": 0}
+    assert response.json() == {"success": True, "accepted": 3, "rejected": [], "ignored": 0, "dropped": {}}
     rows = [(r["event_name"], r["id_type"], r["unit_id"], r["value"], r["time_ms"]) for r in ingest.events()]
     assert sorted(rows) == sorted(
         [
@@ -48,7 +48,7 @@ def test_statsig_internal_events_are_ignored_not_rejected(ingest: Ingest) -> Non
         ]
     )
 
-    assert response.json() == {"success": True, "accepted": 1, "rejected": [], "ignored": 2}
+    assert response.json() == {"success": True, "accepted": 1, "rejected": [], "ignored": 2, "dropped": {}}
     assert ingest.counts() == (0, 0, 1)
 
 
@@ -79,7 +79,7 @@ MALFORMED = [
     (b'{"events": {"eventName": "x"}}', None, 'The body must be a JSON object with an "events" list'),
     (b"\x1f\x8bnot really gzip", "gzip", "The body is not valid compressed data"),
     (gzip.compress(b'{"events": []}')[:-12], "gzip", "The compressed body is truncated"),
-    (b'{"events": []}', "br", "Unsupported Content-Encoding 'br': send gzip or plain JSON"),
+    (b'{"events": []}', "compress", "Unsupported Content-Encoding 'compress': send zstd, gzip, br or plain JSON"),
 ]
 
 
@@ -203,7 +203,7 @@ def test_header_name_is_case_insensitive(ingest: Ingest) -> None:
 def test_empty_batch_is_a_json_answer(ingest: Ingest) -> None:
     response = ingest.post([])
     assert response.status_code == 200
-    assert response.json() == {"success": True, "accepted": 0, "rejected": [], "ignored": 0}
+    assert response.json() == {"success": True, "accepted": 0, "rejected": [], "ignored": 0, "dropped": {}}
 
 
 def test_key_in_the_query_string_for_beacons(ingest: Ingest) -> None:

@@ -38,3 +38,17 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     db.dispose()
+
+
+def test_head_from_file_names_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert migrate.head_revision() == ScriptDirectory.from_config(migrate._config()).get_current_head()
+
+
+def test_current_revision_before_and_after_upgrade(database_url: str) -> None:
+    db = Database.from_url(database_url)
+    assert migrate.current_revision(db.engine) is None
+    migrate.upgrade(db.engine)
+    assert migrate.current_revision(db.engine) == migrate.head_revision()
+    db.dispose()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from openautotune import __version__
-from openautotune.api import cmab, console, docs_page, errors, results, sdk_events, sdk_specs
+from openautotune.api import cmab, console, docs_page, errors, health, results, sdk_client, sdk_events, sdk_specs
+from openautotune.api.cors import SdkCors
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.limits import BodySizeLimit
 from openautotune.api.spec_cache import SpecCache
@@ -45,11 +46,16 @@ def create_app(
     app.state.contextual = cmab.ContextualDeciders(db)
     errors.install(app)
     docs_page.install(app)
+    # Routes are matched in order: the client SDKs' initialize, called on every page view, goes first.
+    app.include_router(sdk_client.router)
     app.include_router(console.router)
     app.include_router(results.router)
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)
     app.include_router(cmab.router)
+    app.include_router(health.router)
     app.include_router(web_router.router)
     app.add_middleware(BodySizeLimit)
+    # Outermost, so that even a 413 reaches the page readable (browser SDK paths only).
+    app.add_middleware(SdkCors, allowed_origins=settings.cors_allowed_origins, keys=app.state.keys)
     return app

@@ -8,16 +8,17 @@
 - `POST /v1/get_cmab_ranked_groups` with `{configName, user}`: every variant with its published score,
   best first. The caller logs an ordinary exposure for the one it shows (`isManualExposure: "true"`).
 
-Deciders are rebuilt when the published specs change (a new policy always changes them).
+Deciders are rebuilt when the published specs change (a new policy always changes them). Contextual
+serving (numpy, scipy) is imported on first use: a server starts without it, and one with no contextual
+autotune never loads it.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
@@ -28,15 +29,22 @@ from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
+from openautotune.api.json_body import SdkJsonRoute
 from openautotune.api.published import published_specs
 from openautotune.api.spec_cache import Published
 from openautotune.clock import Clock
-from openautotune.contextual.serving import Decider, load_deciders
 from openautotune.service.ingest import ExposureInput
 from openautotune.serving.cmab import equal_split
 from openautotune.store.database import Database
 
-router = APIRouter(tags=["SDK"], responses={code: {"model": ErrorBody} for code in (400, 401, 404, 503)})
+if TYPE_CHECKING:
+    import numpy as np
+
+    from openautotune.contextual.serving import Decider
+
+router = APIRouter(
+    tags=["SDK"], responses={code: {"model": ErrorBody} for code in (400, 401, 404, 503)}, route_class=SdkJsonRoute
+)
 
 
 class ContextualDeciders:
@@ -47,12 +55,26 @@ class ContextualDeciders:
         self._lock = threading.Lock()
         self._changed_ms: int | None = None
         self._deciders: dict[str, Decider] = {}
-        self.rng = np.random.default_rng()
+        self._rng: np.random.Generator | None = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        if self._rng is None:
+            import numpy as np
+
+            self._rng = np.random.default_rng()
+        return self._rng
+
+    @rng.setter
+    def rng(self, generator: np.random.Generator) -> None:
+        self._rng = generator
 
     def fresh(self, changed_ms: int) -> dict[str, Decider] | None:
         return self._deciders if self._changed_ms == changed_ms else None
 
     def load(self, changed_ms: int) -> dict[str, Decider]:
+        from openautotune.contextual.serving import load_deciders
+
         with self._lock:
             if self._changed_ms != changed_ms:
                 self._deciders = load_deciders(self._db)
@@ -78,45 +100,53 @@ class Served:
     propensity: float
 
 
-async def serve(
-    request: Request, config_name: str, user: dict[str, Any], published: Published
-) -> dict[str, Any] | None:
-    """The `/v1/get_config` answer for a running contextual autotune (exposure stored), else None."""
+async def decide(request: Request, config_name: str, user: dict[str, Any], published: Published) -> Served | None:
+    """Assign a running contextual autotune to `user` and store the exposure with its propensity before
+    answering (a 2xx means it is durable); None when `config_name` is not one (the ordinary evaluation
+    applies). Untrained: the core SDK's equal split of the published entry; trained: Thompson sampling."""
     entry = published.cmab.get(config_name)
     if entry is None:
         return None
     untrained = equal_split(entry, user)
     if untrained is not None:
         group = untrained.group
-        return await _recorded(
-            request,
-            config_name,
-            user,
-            Served(
-                group["id"],
-                group["name"],
-                group["parameterValues"],
-                untrained.rule_id,
-                untrained.version,
-                untrained.propensity,
-            ),
+        served = Served(
+            group["id"],
+            group["name"],
+            group["parameterValues"],
+            untrained.rule_id,
+            untrained.version,
+            untrained.propensity,
         )
-    decider = (await deciders(request, published.changed_ms)).get(config_name)
-    if decider is None:
+    else:
+        decider = (await deciders(request, published.changed_ms)).get(config_name)
+        if decider is None:
+            return None
+        holder: ContextualDeciders = request.app.state.contextual
+        decision = decider.decide(user, holder.rng)
+        chosen = decision.group
+        served = Served(chosen.id, chosen.name, chosen.value, decision.rule_id, decision.version, decision.propensity)
+    await _record(request, config_name, user, served)
+    return served
+
+
+async def serve(
+    request: Request, config_name: str, user: dict[str, Any], published: Published
+) -> dict[str, Any] | None:
+    """The `/v1/get_config` answer for a running contextual autotune (exposure stored), else None."""
+    served = await decide(request, config_name, user, published)
+    if served is None:
         return None
-    holder: ContextualDeciders = request.app.state.contextual
-    decision = decider.decide(user, holder.rng)
-    chosen = decision.group
-    return await _recorded(
-        request,
-        config_name,
-        user,
-        Served(chosen.id, chosen.name, chosen.value, decision.rule_id, decision.version, decision.propensity),
-    )
+    return {
+        "name": config_name,
+        "value": served.value,
+        "rule_id": served.rule_id,
+        "group": served.group_id,
+        "group_name": served.group_name,
+    }
 
 
-async def _recorded(request: Request, config_name: str, user: dict[str, Any], served: Served) -> dict[str, Any]:
-    """Store the exposure (before answering: a 2xx means it is durable), then the answer."""
+async def _record(request: Request, config_name: str, user: dict[str, Any], served: Served) -> None:
     batcher: ExposureBatcher = request.app.state.exposure_batcher
     clock: Clock = request.app.state.clock
     refused = await batcher.record(
@@ -131,13 +161,6 @@ async def _recorded(request: Request, config_name: str, user: dict[str, Any], se
     )
     if refused is not None:
         raise ApiError(400, f"The exposure could not be recorded: {refused}")
-    return {
-        "name": config_name,
-        "value": served.value,
-        "rule_id": served.rule_id,
-        "group": served.group_id,
-        "group_name": served.group_name,
-    }
 
 
 class RankedGroupsIn(BaseModel):
@@ -155,7 +178,7 @@ async def get_cmab_ranked_groups(
     require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
     decider = (await deciders(request, published.changed_ms)).get(body.configName)
-    if decider is None:
+    if decider is None or body.configName in published.unrenderable:
         raise ApiError(404, f"{body.configName!r} is not a running contextual autotune with a trained policy")
     ranked = [
         {"name": group.name, "id": group.id, "parameterValues": group.value, "score": score}

@@ -23,6 +23,7 @@ from openautotune.api.console_models import (
     OverridesIn,
 )
 from openautotune.api.errors import ApiError
+from openautotune.api.json_body import ConsoleJsonRoute
 from openautotune.clock import Clock
 from openautotune.domain.autotune import UserIdOverride
 from openautotune.domain.errors import InvalidInput
@@ -32,6 +33,9 @@ from openautotune.store.database import Database
 
 API_VERSION = "20240601"
 BASE = "/console/v1/autotunes"
+# Beyond this a page is out of range (a 400): the offset (page - 1) * limit must fit the databases'
+# 64-bit OFFSET, and no server holds a million pages of autotunes.
+MAX_PAGE = 1_000_000
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404)}
 
 
@@ -45,7 +49,13 @@ def _check_version(
         )
 
 
-router = APIRouter(prefix=BASE, tags=["Autotunes"], dependencies=[Depends(_check_version)], responses=ERRORS)
+router = APIRouter(
+    prefix=BASE,
+    tags=["Autotunes"],
+    dependencies=[Depends(_check_version)],
+    responses=ERRORS,
+    route_class=ConsoleJsonRoute,
+)
 Reader = Annotated[KeyRecord, Depends(console_key)]
 Writer = Annotated[KeyRecord, Depends(writable_console_key)]
 
@@ -77,7 +87,7 @@ def list_autotunes(
     request: Request,
     _key: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> Response:
     items, total = autotunes.page(_db(request), limit, page)
     has_next = page * limit < total

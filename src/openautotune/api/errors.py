@@ -20,6 +20,7 @@ from openautotune.domain.errors import (
     NotFound,
     Unauthorized,
 )
+from openautotune.domain.json_limits import JsonProblem
 
 log = logging.getLogger("openautotune.api")
 
@@ -75,6 +76,10 @@ def _problem(error: dict[str, Any]) -> FieldProblem:
     return FieldProblem(_property(loc), message.removeprefix("Value error, "))
 
 
+def json_problem(error: JsonProblem) -> FieldProblem:
+    return FieldProblem(error.path or "body", error.message)
+
+
 def validation_problems(errors: Any) -> list[FieldProblem]:
     return [_problem(error) for error in errors]
 
@@ -91,6 +96,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_request: Request, error: ApiError) -> Response:
         return error_response(error.status, error.message)
+
+    @app.exception_handler(JsonProblem)
+    async def _json_problem(_request: Request, error: JsonProblem) -> Response:
+        # A body refused by domain.json_limits (api.json_body): nothing has run, nothing is written.
+        return error_response(400, INVALID_REQUEST, [json_problem(error)])
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, error: RequestValidationError) -> Response:

@@ -17,9 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
+from openautotune.api.body_encodings import decode_other
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.service.ingest import BatchResult, Ingestor
+from openautotune.service.ingest.envelope import BadEnvelope, read_events
+from openautotune.service.ingest.parse import MAX_NAME, MAX_VALUE
 from openautotune.service.keys import CONSOLE_HEADER
 
 
@@ -33,6 +36,7 @@ class LogEventAnswer(BaseModel):
     accepted: int
     rejected: list[RejectedEvent]
     ignored: int
+    dropped: dict[str, int]
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413)}
@@ -52,11 +56,13 @@ BATCH_BODY: dict[str, Any] = {
                             "type": "array",
                             "items": {
                                 "type": "object",
+                                # Limits per field: docs/api.md, "SDK events". An event that breaks
+                                # one is dropped alone (listed in `rejected`), never its batch.
                                 "properties": {
-                                    "eventName": {"type": "string"},
+                                    "eventName": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
                                     "user": {"type": "object"},
                                     "time": {"type": "integer"},
-                                    "value": {"type": ["string", "number"]},
+                                    "value": {"type": ["string", "number"], "maxLength": MAX_VALUE},
                                     "metadata": {"type": "object"},
                                 },
                             },
@@ -70,9 +76,7 @@ BATCH_BODY: dict[str, Any] = {
 }
 
 MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
-MAX_EVENTS = 10_000
 GZIP_MAGIC = b"\x1f\x8b"
-NOT_AN_ENVELOPE = 'The body must be a JSON object with an "events" list'
 
 
 def _inflate(data: bytes, wbits: int) -> bytes:
@@ -100,23 +104,15 @@ def decode_body(body: bytes, content_encoding: str | None) -> bytes:
         return _inflate(body, zlib.MAX_WBITS)
     if encoding in ("", "identity"):
         return body
-    raise ApiError(400, f"Unsupported Content-Encoding {content_encoding!r}: send gzip or plain JSON")
+    return decode_other(body, encoding, MAX_DECOMPRESSED_BYTES)
 
 
 def parse_envelope(raw: bytes) -> list[Any]:
-    """The `events` list of a batch; anything else is a malformed envelope (400, nothing stored)."""
+    """The `events` list of a batch; a malformed envelope is refused whole (400, nothing stored)."""
     try:
-        envelope = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "The body is not valid JSON") from None
-    if not isinstance(envelope, dict):
-        raise ApiError(400, NOT_AN_ENVELOPE)
-    events = envelope.get("events")
-    if not isinstance(events, list):
-        raise ApiError(400, NOT_AN_ENVELOPE)
-    if len(events) > MAX_EVENTS:
-        raise ApiError(413, f"A batch holds at most {MAX_EVENTS} events")
-    return events
+        return read_events(raw)
+    except BadEnvelope as bad:
+        raise ApiError(bad.status, bad.message) from None
 
 
 def _answer(result: BatchResult) -> Response:
@@ -125,6 +121,7 @@ def _answer(result: BatchResult) -> Response:
         "accepted": result.accepted,
         "rejected": [{"index": item.index, "reason": item.reason} for item in result.rejected],
         "ignored": result.ignored,
+        "dropped": result.dropped,
     }
     return Response(orjson.dumps(body), status_code=200, media_type="application/json")
 

@@ -18,6 +18,7 @@ from openautotune.api.auth import SERVER_ONLY, SERVER_OR_CLIENT, require_sdk_key
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.exposure_batcher import ExposureBatcher
+from openautotune.api.json_body import SdkJsonRoute
 from openautotune.api.published import published_specs
 from openautotune.api.spec_cache import Encoded
 from openautotune.clock import Clock
@@ -25,7 +26,7 @@ from openautotune.service.ingest import ExposureInput
 from openautotune.serving.evaluate import Evaluation
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 503)}
-router = APIRouter(tags=["SDK"], responses=ERRORS)
+router = APIRouter(tags=["SDK"], responses=ERRORS, route_class=SdkJsonRoute)
 
 NO_UPDATES = orjson.dumps({"has_updates": False})
 EMPTY = b"{}"
@@ -59,7 +60,7 @@ def _json(body: bytes) -> Response:
     return Response(body, media_type=JSON)
 
 
-def _since_time(raw: Any) -> int:
+def since_time_ms(raw: Any) -> int:
     if raw is None or raw == "":
         return 0
     if isinstance(raw, bool) or not isinstance(raw, (int, str)):
@@ -85,7 +86,7 @@ async def download_config_specs_v1(
     sinceTime: str | None = None,
 ) -> Response:
     """Config specs v1 for the legacy `statsig` SDK (key in the path or the STATSIG-API-KEY header)."""
-    return await _v1_specs(request, sdk_key or request.headers.get("statsig-api-key"), _since_time(sinceTime))
+    return await _v1_specs(request, sdk_key or request.headers.get("statsig-api-key"), since_time_ms(sinceTime))
 
 
 @router.post("/v1/download_config_specs")
@@ -94,16 +95,12 @@ async def download_config_specs_v1_post(
     statsig_api_key: Annotated[str | None, Header(alias="STATSIG-API-KEY")] = None,
 ) -> Response:
     """Config specs v1; the body may be empty or `{"sinceTime": <ms>}`."""
-    raw = await request.body()
-    body: Any = {}
-    if raw.strip():
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ApiError(400, "The body is not valid JSON") from None
+    body: Any = await request.json()  # read with limits by SdkJsonRoute; None when blank
+    if body is None:
+        body = {}
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object")
-    return await _v1_specs(request, statsig_api_key, _since_time(body.get("sinceTime")))
+    return await _v1_specs(request, statsig_api_key, since_time_ms(body.get("sinceTime")))
 
 
 @router.post("/v1/get_id_lists")
@@ -118,7 +115,7 @@ async def get_id_lists(
 
 async def _v2_specs(request: Request, sdk_key: str, sinceTime: str | None, checksum: str | None) -> Response:
     require_sdk_key(request, sdk_key or request.headers.get("statsig-api-key"), SERVER_ONLY)
-    since_time = _since_time(sinceTime)
+    since_time = since_time_ms(sinceTime)
     published = await published_specs(request)
     if (checksum and checksum == published.checksum) or (since_time and since_time >= published.time_ms):
         return _json(NO_UPDATES)
@@ -172,7 +169,9 @@ async def get_config(
     """Evaluate one autotune server-side, exactly as an SDK would for the same specs."""
     require_sdk_key(request, statsig_api_key, SERVER_OR_CLIENT)
     published = await published_specs(request)
-    contextual = await cmab.serve(request, body.configName, body.user, published)
+    # An autotune left out of the specs (a bad row) answers as SDKs see it: unknown, the default.
+    servable = body.configName not in published.unrenderable
+    contextual = await cmab.serve(request, body.configName, body.user, published) if servable else None
     if contextual is not None:  # a running contextual autotune, as the core SDK reads `cmab_configs` first
         return _json(orjson.dumps(contextual))
     evaluation = published.evaluator.evaluate(body.user, body.configName)

@@ -4,7 +4,8 @@ Each request asks `current()`; at most every `refresh_seconds` that compares the
 spec change with the cached one and re-renders only when it moved, so several server processes
 pick up a change made through any of them within seconds. A rendered document is validated
 before it replaces the previous one: a rendering bug never reaches SDKs (the last good document
-keeps being served, and the error is logged).
+keeps being served, and the error is logged). An autotune that cannot be rendered on its own (a bad
+row: `serving.isolate`) is left out, logged once and reported by `/health`; every other one is served.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import importlib
 import logging
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -24,6 +26,7 @@ from openautotune.serving import specs_v1, specs_v2
 from openautotune.serving.cmab import cmab_configs
 from openautotune.serving.entries import Json
 from openautotune.serving.evaluate import Evaluator
+from openautotune.serving.isolate import unrenderable
 from openautotune.serving.validate import validate_v1, validate_v2
 from openautotune.store.database import Database
 
@@ -67,16 +70,36 @@ class Published:
     checksum: str
     evaluator: Evaluator
     cmab: dict[str, Json]  # the v2 document's `cmab_configs`: `/v1/get_config` serves untrained ones from here
+    # Autotune id -> why it is left out of these specs (a row no SDK document can carry).
+    unrenderable: dict[str, str]
 
 
-def publish(state: spec_service.SpecState) -> Published:
-    """Render, validate and encode both formats; raises InvalidSpecs or UnsupportedSpec on a bug."""
+def publish(state: spec_service.SpecState, suspects: Collection[str] = ()) -> Published:
+    """Render, validate and encode both formats without the autotunes that cannot be rendered.
+
+    `suspects` (the ones left out last time) are checked alone first, so a bad row that stays costs
+    little. Should the render still fail, every autotune is checked alone (about twice a whole render:
+    done only then); raises when none is to blame (a rendering bug)."""
+    policies = state.cmab_policies
+    left_out = unrenderable([pair for pair in state.pairs if pair[0].id in suspects], policies)
+    try:
+        return _publish(state, left_out)
+    # Deliberately broad: whatever a bad row makes the renderer raise, the others must still be served.
+    except Exception:
+        left_out = unrenderable(state.pairs, policies)
+        if not left_out:
+            raise
+    return _publish(state, left_out)
+
+
+def _publish(state: spec_service.SpecState, left_out: dict[str, str]) -> Published:
+    pairs = tuple(pair for pair in state.pairs if pair[0].id not in left_out)
     time_ms = max(state.changed_ms, FIRST_TIME_MS)
-    v1 = specs_v1.render(state.pairs, time_ms)
+    v1 = specs_v1.render(pairs, time_ms)
     validate_v1(v1)
     evaluator = Evaluator.from_specs(v1)
-    cmab = cmab_configs(state.pairs, state.cmab_policies)
-    v2 = specs_v2.render(state.pairs, time_ms, cmab)
+    cmab = cmab_configs(pairs, state.cmab_policies)
+    v2 = specs_v2.render(pairs, time_ms, cmab)
     validate_v2(v2)
     return Published(
         changed_ms=state.changed_ms,
@@ -86,6 +109,7 @@ def publish(state: spec_service.SpecState) -> Published:
         checksum=str(v2["checksum"]),
         evaluator=evaluator,
         cmab=cmab,
+        unrenderable=left_out,
     )
 
 
@@ -100,6 +124,7 @@ class SpecCache:
         self._lock = threading.Lock()
         self._published: Published | None = None
         self._checked_at = float("-inf")
+        self._reported: dict[str, str] = {}  # unrenderable autotunes already logged
 
     def fresh(self) -> Published | None:
         """The cached specs when they need no check now (no I/O: safe on the event loop)."""
@@ -130,9 +155,26 @@ class SpecCache:
     def _render(self) -> Published | None:
         state = spec_service.load(self._db)
         try:
-            return publish(state)
-        except ValueError:
+            published = publish(state, suspects=self._reported)
+        except Exception:  # a rendering bug, of whatever type: SDKs keep the last good specs
             log.exception(
                 "config specs of change %s failed validation; still serving the previous ones", state.changed_ms
             )
             return None
+        self._report(published.unrenderable)
+        if self._published is not None and state.pairs and len(published.unrenderable) == len(state.pairs):
+            # Not one autotune renders: a rendering bug, not a bad row. The last good specs stay.
+            log.error("no autotune of change %s renders; still serving the previous specs", state.changed_ms)
+            return None
+        return published
+
+    def left_out(self) -> list[str]:
+        """The autotunes the latest render left out (also when it kept the previous specs instead)."""
+        return sorted(self._reported)
+
+    def _report(self, problems: dict[str, str]) -> None:
+        """Log each unrenderable autotune once (again only if its problem changes), not per render."""
+        for autotune_id, problem in problems.items():
+            if self._reported.get(autotune_id) != problem:
+                log.error("autotune %r cannot be served and is left out of the config specs: %s", autotune_id, problem)
+        self._reported = dict(problems)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Annotated
 
 import typer
@@ -47,29 +49,63 @@ def serve(
     ] = None,
 ) -> None:
     """Run the HTTP server (Console API, SDK endpoints, dashboard)."""
+    from openautotune.engine.scheduler import MIN_INTERVAL_SECONDS, Scheduler
+
+    settings = load_settings(database_url, host=host, port=port, update_interval_seconds=update_interval)
+    if settings.update_interval_seconds < MIN_INTERVAL_SECONDS:
+        err.print(f"--update-interval must be at least {MIN_INTERVAL_SECONDS} seconds")
+        raise typer.Exit(2)
+    # The port first: a taken port is said at once, and requests sent while the app loads wait in the
+    # socket's backlog instead of being refused.
+    listening = _listen(settings.host, settings.port)
     import uvicorn
 
     from openautotune.api import log_redaction
     from openautotune.api.app import create_app
 
     log_redaction.install()  # keys out of access and exception logs (docs/security.md)
-    settings = load_settings(database_url, host=host, port=port, update_interval_seconds=update_interval)
     _limit_blas_threads(settings.blas_threads)
     db = open_database(settings)
     _print_first_keys(db)
     application = create_app(settings, db=db, run_migrations=False)
-    from openautotune.engine.scheduler import MIN_INTERVAL_SECONDS, Scheduler
-
-    if settings.update_interval_seconds < MIN_INTERVAL_SECONDS:
-        err.print(f"--update-interval must be at least {MIN_INTERVAL_SECONDS} seconds")
-        raise typer.Exit(2)
     _show_engine_log(settings.log_level)
-    scheduler = Scheduler(db, SystemClock(), settings.update_interval_seconds)
+    # The first round waits a moment: it imports the engine (numpy, scipy) in its own thread, which
+    # would otherwise compete with the first requests for the interpreter.
+    scheduler = Scheduler(db, SystemClock(), settings.update_interval_seconds, first_delay_seconds=SCHEDULER_DELAY)
     scheduler.start()
+    config = uvicorn.Config(application, log_level=settings.log_level)
     try:
-        uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level)
+        uvicorn.Server(config).run(sockets=[listening])
     finally:
         scheduler.stop()
+        listening.close()
+
+
+SCHEDULER_DELAY = 5.0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or a clear message and exit 1 when it cannot be had."""
+    listening: socket.socket | None = None
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, kind, protocol)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(2048)
+    except OSError as error:
+        if listening is not None:
+            listening.close()
+        taken = error.errno == errno.EADDRINUSE
+        reason = "is already in use (another `openautotune serve`?)" if taken else f"cannot be used: {error}"
+        err.print(f"{host}:{port} {reason}. Choose another with --port or OPENAUTOTUNE_PORT.", soft_wrap=True)
+        raise typer.Exit(1) from None
+    err.print(f"openautotune listening on http://{_url_host(host)}:{port}", soft_wrap=True)
+    return listening
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _show_engine_log(level: str) -> None:

@@ -10,6 +10,7 @@ by its published score (posterior-mean linear score plus the exploration bonus),
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +19,13 @@ import numpy as np
 
 from openautotune.contextual.policy import ThompsonBank
 from openautotune.contextual.training import ServerModel, model_from_json
-from openautotune.domain.autotune import Status
+from openautotune.domain.autotune import Autotune, Status
 from openautotune.store import autotunes as autotune_store
 from openautotune.store import contextual as contextual_store
 from openautotune.store.database import Database
 
 EXPLORE_SUFFIX = ":explore"
+log = logging.getLogger("openautotune.engine")
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,22 @@ def load_deciders(db: Database) -> dict[str, Decider]:
         policy = policies.get(autotune.id)
         if policy is None or (policy.incarnation_ms, policy.run) != (autotune.created_ms, autotune.run):
             continue
-        server = model_from_json(policy.model)
-        by_id = {variant.id: variant for variant in autotune.definition.variants}
-        if tuple(server.variant_ids) != tuple(by_id):
-            continue  # the variants changed since this policy (a reset starts a new run): not trained yet
-        groups = tuple(Group(v.id, v.name, v.json) for v in autotune.definition.variants)
-        bank = server.bank(bank_seed(autotune.id, autotune.run, policy.version))
-        deciders[autotune.id] = Decider(autotune.id, policy.version, groups, server, bank)
+        try:
+            decider = _decider(autotune, policy)
+        # Deliberately broad: one unreadable policy must not stop get_config for every other autotune.
+        except Exception:
+            log.exception("contextual autotune %r: its policy cannot be loaded; served by the equal split", autotune.id)
+            continue
+        if decider is not None:
+            deciders[autotune.id] = decider
     return deciders
+
+
+def _decider(autotune: Autotune, policy: contextual_store.Policy) -> Decider | None:
+    server = model_from_json(policy.model)
+    by_id = {variant.id: variant for variant in autotune.definition.variants}
+    if tuple(server.variant_ids) != tuple(by_id):
+        return None  # the variants changed since this policy (a reset starts a new run): not trained yet
+    groups = tuple(Group(v.id, v.name, v.json) for v in autotune.definition.variants)
+    bank = server.bank(bank_seed(autotune.id, autotune.run, policy.version))
+    return Decider(autotune.id, policy.version, groups, server, bank)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,10 @@ class JsonLimits:
     max_string: int = 64 * 1024
     max_items: int = 10_000
     max_key: int = 1024
+    # PostgreSQL text cannot hold NUL; fields stored as text or JSON refuse it on both databases.
+    allow_nul: bool = True
+    # A tighter integer bound than 64 bits where a reader needs one (JavaScript: 2^53 - 1).
+    max_abs_int: int = 2**63
 
 
 DEFAULT_LIMITS = JsonLimits()
@@ -81,6 +86,36 @@ def parse_json(raw: bytes | str, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
     return value
 
 
+def _lenient_int(text: str) -> int:
+    # Out of range either way; the sentinel keeps int() away from thousands of digits.
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        return INT64_MIN - 1 if text.startswith("-") else INT64_MAX + 1
+    return int(text)
+
+
+_LENIENT = json.JSONDecoder(parse_int=_lenient_int)
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")  # always matches
+
+
+def load_lenient(text: str) -> Any:
+    """Read what the strict parsers refuse (NaN, Infinity, huge integers, lone surrogates) as values that
+    `check_json` then refuses; raises `JsonProblem` only for text that is not JSON or nests too deep to read."""
+    value, end = load_lenient_at(text, 0)
+    if text[end:].strip():
+        raise JsonProblem("", "not valid JSON (Extra data)")
+    return value
+
+
+def load_lenient_at(text: str, start: int) -> tuple[Any, int]:
+    """`load_lenient` of the one value starting at `start` (after any whitespace): the value and where it ends."""
+    try:
+        return _LENIENT.raw_decode(text, _JSON_SPACE.match(text, start).end())  # type: ignore[union-attr]
+    except RecursionError:
+        raise JsonProblem("", "nesting is too deep to read") from None
+    except json.JSONDecodeError as error:
+        raise JsonProblem("", f"not valid JSON ({error.msg})") from None
+
+
 def parse_json_fast(raw: bytes | str, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
     """orjson's parse (valid UTF-8, no NaN, at most 1,024 levels) followed by the same checks."""
     try:
@@ -98,12 +133,14 @@ def check_json(value: Any, limits: JsonLimits = DEFAULT_LIMITS, path: str = "") 
 
 def _check(value: Any, limits: JsonLimits, path: str, depth: int) -> None:
     if isinstance(value, str):
-        _check_string(value, limits.max_string, path)
+        _check_string(value, limits.max_string, path, limits.allow_nul)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
             raise JsonProblem(path, "an integer is outside the 64-bit range")
+        if abs(value) > limits.max_abs_int:
+            raise JsonProblem(path, f"an integer is larger in magnitude than {limits.max_abs_int}")
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise JsonProblem(path, "a number is not finite")
@@ -115,7 +152,7 @@ def _check(value: Any, limits: JsonLimits, path: str, depth: int) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise JsonProblem(path, "an object key is not a string")
-            _check_string(key, limits.max_key, path)
+            _check_string(key, limits.max_key, path, limits.allow_nul)
             _check(item, limits, f"{path}.{key}" if path else key, depth + 1)
     elif isinstance(value, list | tuple):
         if depth >= limits.max_depth:
@@ -128,9 +165,11 @@ def _check(value: Any, limits: JsonLimits, path: str, depth: int) -> None:
         raise JsonProblem(path, f"a {type(value).__name__} is not a JSON value")
 
 
-def _check_string(text: str, limit: int, path: str) -> None:
+def _check_string(text: str, limit: int, path: str, allow_nul: bool = True) -> None:
     if len(text) > limit:
         raise JsonProblem(path, f"a string is longer than {limit} characters")
+    if not allow_nul and "\x00" in text:
+        raise JsonProblem(path, "a string contains a NUL character")
     if text.isascii():
         return
     try:

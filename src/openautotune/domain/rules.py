@@ -7,6 +7,7 @@ import math
 from openautotune.domain import windows
 from openautotune.domain.autotune import Definition
 from openautotune.domain.errors import DomainError, FieldProblem, InvalidInput
+from openautotune.domain.field_limits import definition_field_problems
 
 OPTIMIZATION_PARAMETERS = ("occurrence", "value")
 MAX_NAME_LENGTH = 100
@@ -47,6 +48,7 @@ def definition_problems(definition: Definition) -> list[FieldProblem]:
     if not definition.id_type.strip():
         problems.append(FieldProblem("idType", "must not be empty"))
     problems.extend(_variant_problems(definition))
+    problems.extend(definition_field_problems(definition))
     _check(problems, "explorationWindow", lambda: definition.exploration_ms)
     _check(problems, "attributionWindow", lambda: definition.attribution_ms)
     _check(problems, "winnerThreshold", lambda: definition.threshold)

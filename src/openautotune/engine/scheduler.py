@@ -2,6 +2,8 @@
 
 `openautotune serve` starts one per server process. Several processes on one database are safe:
 each update takes the autotune's lock, and an update at or before the last `as_of` does nothing.
+The update code (numpy, scipy) is imported by the scheduler's own thread at its first round, and
+`first_delay_seconds` lets that round wait, so a starting server answers its first requests at once.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from openautotune.clock import Clock
-from openautotune.engine.update import UpdateOutcome, default_owner, update_running
 from openautotune.store.database import Database
+
+if TYPE_CHECKING:
+    from openautotune.engine.update import UpdateOutcome
 
 MIN_INTERVAL_SECONDS = 60
 log = logging.getLogger("openautotune.engine")
@@ -28,6 +33,7 @@ class Scheduler:
         interval_seconds: float,
         *,
         on_update: Callable[[list[UpdateOutcome]], None] | None = None,
+        first_delay_seconds: float = 0.0,
     ) -> None:
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
@@ -35,13 +41,17 @@ class Scheduler:
         self._clock = clock
         self._interval = interval_seconds
         self._on_update = on_update
-        self._owner = default_owner()
+        self._first_delay = first_delay_seconds
+        self._owner: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rounds = 0
 
     def run_once(self) -> list[UpdateOutcome]:
         """One round: every running autotune at the clock's current time."""
+        from openautotune.engine.update import default_owner, update_running
+
+        self._owner = self._owner or default_owner()
         outcomes = update_running(self._db, self._clock, owner=self._owner)
         self.rounds += 1
         for outcome in outcomes:
@@ -61,6 +71,8 @@ class Scheduler:
         return outcomes
 
     def _loop(self) -> None:
+        if self._stop.wait(self._first_delay):
+            return
         while not self._stop.is_set():
             try:
                 self.run_once()

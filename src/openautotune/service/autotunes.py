@@ -17,7 +17,8 @@ from openautotune.domain import lifecycle, rules
 from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
 from openautotune.domain.autotune import Actor, Allocation, Autotune, Definition, Stage, Status, Variant
 from openautotune.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from openautotune.domain.ids import autotune_id_from_name
+from openautotune.domain.field_limits import reason_problems
+from openautotune.domain.ids import autotune_id_from_name, could_be_autotune_id
 from openautotune.service import tokens
 from openautotune.store import audit, contextual, ingest, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
@@ -54,6 +55,8 @@ def _definition(fields: Mapping[str, Any], base: Definition | None) -> Definitio
 
 
 def _get(conn: Connection, autotune_id: str, *, for_update: bool = False) -> Autotune:
+    if not could_be_autotune_id(autotune_id):
+        raise NotFound(NOT_FOUND)
     autotune = autotune_store.get(conn, autotune_id, for_update=for_update)
     if autotune is None:
         raise NotFound(NOT_FOUND)
@@ -220,6 +223,9 @@ def start(db: Database, clock: Clock, actor: Actor, autotune_id: str) -> Autotun
 def make_decision(
     db: Database, clock: Clock, actor: Actor, autotune_id: str, variant_ref: str, reason: str
 ) -> Autotune:
+    problems = reason_problems(reason)
+    if problems:
+        raise InvalidInput(problems)
     return mutate(
         db,
         clock,

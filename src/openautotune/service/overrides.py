@@ -8,6 +8,7 @@ from dataclasses import replace
 from openautotune.clock import Clock
 from openautotune.domain.autotune import Actor, Autotune, UserIdOverride
 from openautotune.domain.errors import FieldProblem, InvalidInput
+from openautotune.domain.field_limits import override_problems
 from openautotune.service.autotunes import get, mutate
 from openautotune.store.database import Database
 
@@ -20,6 +21,7 @@ def _check_groups(autotune: Autotune, overrides: Sequence[UserIdOverride]) -> No
         for index, o in enumerate(overrides)
         if autotune.definition.variant_by_ref(o.group_id) is None
     ]
+    problems.extend(override_problems(overrides))
     if problems:
         raise InvalidInput(problems)
 

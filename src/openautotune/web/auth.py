@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -34,15 +33,6 @@ def database(request: Request) -> Database:
 def clock(request: Request) -> Clock:
     app_clock: Clock = request.app.state.clock
     return app_clock
-
-
-_ID_SHAPE = re.compile(r"[a-z0-9_.-]{1,200}")
-
-
-def could_be_autotune_id(text: str) -> bool:
-    """Ids derive from names into `[a-z0-9_.-]` (domain/ids.py): anything else names no autotune, and is
-    answered 404 before it reaches a database (PostgreSQL refuses NUL bytes in text, for one)."""
-    return _ID_SHAPE.fullmatch(text) is not None
 
 
 def session_limits(request: Request) -> SessionLimits:

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from openautotune.domain.errors import NotFound
+from openautotune.domain.ids import could_be_autotune_id
 from openautotune.domain.keys import KeyRecord
 from openautotune.service import autotunes as autotune_service
 from openautotune.service.keys import CONSOLE_HEADER, require_console_key
 from openautotune.store.database import Database
 from openautotune.web import series, views
-from openautotune.web.auth import could_be_autotune_id, points_cache
+from openautotune.web.auth import points_cache
 
 router = APIRouter(tags=["Autotune results"])
 

@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from openautotune.domain.autotune import Autotune, Status
 from openautotune.domain.errors import DomainError, InvalidInput, NotFound
+from openautotune.domain.ids import could_be_autotune_id
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import exposures_log
 from openautotune.web import auth, views
@@ -142,7 +143,7 @@ def _autotune_page(
 ) -> Response:
     db = auth.database(request)
     try:
-        if not auth.could_be_autotune_id(autotune_id):
+        if not could_be_autotune_id(autotune_id):
             raise NotFound(autotune_service.NOT_FOUND)
         autotune = autotune_service.get(db, autotune_id)
     except NotFound:
@@ -191,7 +192,7 @@ def exposures_fragment(request: Request, autotune_id: str) -> Response:
         return Response("Sign in first.", status_code=401, media_type="text/plain")
     db = auth.database(request)
     try:
-        if not auth.could_be_autotune_id(autotune_id):
+        if not could_be_autotune_id(autotune_id):
             raise NotFound(autotune_service.NOT_FOUND)
         autotune = autotune_service.get(db, autotune_id)
     except NotFound:
@@ -218,7 +219,7 @@ def confirm(request: Request, autotune_id: str, action: str, variant: str = "", 
     if not found.can_act:
         return _render(request, "message.html", found, 403, title="Read-only key", message=READ_ONLY)
     try:
-        if not auth.could_be_autotune_id(autotune_id):
+        if not could_be_autotune_id(autotune_id):
             raise NotFound(autotune_service.NOT_FOUND)
         autotune = autotune_service.get(auth.database(request), autotune_id)
     except NotFound:
@@ -256,7 +257,7 @@ async def act(request: Request, autotune_id: str, action: str) -> Response:
         return _render(request, "message.html", found, 404, title="Not found", message="No such action.")
     db, clock, actor = auth.database(request), auth.clock(request), found.actor()
     try:
-        if not auth.could_be_autotune_id(autotune_id):
+        if not could_be_autotune_id(autotune_id):
             raise NotFound(autotune_service.NOT_FOUND)
         if action == "start":
             autotune_service.start(db, clock, actor, autotune_id)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from openautotune.domain.autotune import Autotune, Stage, Status, Variant
 from openautotune.store.database import Database
-from openautotune.web import contextual_view, figures, results, series
+from openautotune.web import results, series
 from openautotune.web.templating import format_number, format_percent
+
+if TYPE_CHECKING:  # the figures need plotly and numpy: imported by the page that draws them, not at start
+    from openautotune.web import contextual_view
 
 __all__ = ["AutotunePage", "ListRow", "SummaryRow", "format_percent", "list_rows", "load_series", "summary_rows"]
 
@@ -101,6 +105,8 @@ def _current_weight(page_series: series.Series, index: int, recorded: float) -> 
 
 
 def summary_rows(page_series: series.Series) -> tuple[SummaryRow, ...]:
+    from openautotune.web import figures
+
     latest = page_series.latest
     winner = page_series.autotune.winner_variant_id
     occurrence = page_series.metric == "occurrence"
@@ -157,6 +163,8 @@ def _config(autotune: Autotune) -> tuple[tuple[str, str], ...]:
 def autotune_page(
     db: Database, autotune: Autotune, now_ms: int, cache: results.PointsCache | None = None
 ) -> AutotunePage:
+    from openautotune.web import contextual_view, figures
+
     page_series = load_series(db, autotune, cache)
     latest = page_series.latest
     return AutotunePage(

@@ -6,7 +6,9 @@ not yet cached, and three `executemany` writes. Nothing is queried per event.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,8 @@ from openautotune.service.ingest.classify import classify
 from openautotune.store import ingest as store
 from openautotune.store.database import Database
 from openautotune.store.ingest import AutotuneFacts
+
+log = logging.getLogger("openautotune.ingest")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,11 @@ class BatchResult:
     exposures: int = 0
     analysable: int = 0
     events: int = 0
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """How many events were rejected, per reason (reasons never quote the event)."""
+        return dict(Counter(item.reason for item in self.rejected))
 
 
 @dataclass(frozen=True)
@@ -205,7 +214,7 @@ class Ingestor:
             else:
                 ignored += 1
         rows = self._store(now, exposures, events)
-        return BatchResult(
+        result = BatchResult(
             accepted=len(exposures) + len(events),
             rejected=tuple(rejected),
             ignored=ignored,
@@ -213,6 +222,15 @@ class Ingestor:
             analysable=rows.analysable,
             events=len(rows.events),
         )
+        if rejected:
+            log.warning(
+                "Event batch: %d stored, %d ignored, %d dropped %s",
+                result.accepted,
+                ignored,
+                len(rejected),
+                result.dropped,
+            )
+        return result
 
     def record_exposures(self, inputs: Sequence[ExposureInput]) -> BatchResult:
         """Record exposures the server served itself, classified and stored exactly like an SDK's."""
@@ -252,7 +270,7 @@ def _checked(item: ExposureInput, now: int) -> parse.CheckedExposure:
         rule_id=parse.clean_text(item.rule_id, "rule id", parse.MAX_RULE_ID),
         config_version=version,
         time_ms=time_ms,
-        user=parse.stored_user(item.user),
+        user=parse.check_object(parse.stored_user(item.user), "user"),
         ids=ids,
         propensity=item.propensity,
         dedup_key=parse.exposure_key(item.autotune_id, item.rule_id, version, time_ms, ids),

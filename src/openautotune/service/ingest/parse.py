@@ -1,8 +1,11 @@
 """One SDK event (a JSON value) -> a checked exposure, a checked custom event, "ignored", or a rejection.
 
 Pure: no database, no clock (the caller passes `now_ms`). Every limit here exists because the
-store would otherwise fail on the value (column widths, NUL bytes on PostgreSQL, 64-bit times)
-and one bad event must never fail its whole batch.
+store would otherwise fail on the value (column widths, NUL bytes on PostgreSQL, 64-bit times,
+what orjson cannot encode) or because one client key must not store megabytes per event; and one
+bad event must never fail its whole batch. The limits are far above what Statsig's SDKs send (they
+trim names and values to 64-128 characters and metadata and users to 1-4 KB) and are listed in
+docs/ingestion.md. Reasons never quote the event, so they can be counted and logged as they are.
 """
 
 from __future__ import annotations
@@ -16,14 +19,22 @@ from typing import Any
 import orjson
 
 from openautotune.clock import DAY_MS
+from openautotune.domain.json_limits import JsonLimits, JsonProblem, check_json, check_text
+from openautotune.service.ingest.envelope import Unreadable
 
 EXPOSURE_EVENT = "statsig::config_exposure"
 INTERNAL_PREFIX = "statsig::"
 USER_ID = "userID"
 MAX_FUTURE_MS = DAY_MS
 MAX_NAME = 256
+MAX_VALUE = 4096
 MAX_UNIT_ID = 256
 MAX_ID_TYPE = 64
+# Each custom id stores one events row per event: the cap bounds what one event can write.
+MAX_CUSTOM_IDS = 32
+MAX_OBJECT_BYTES = 64 * 1024  # metadata, and the user object, as compact JSON
+OBJECT_LIMITS = JsonLimits(max_depth=32, max_string=16 * 1024, max_items=10_000, max_key=1024, allow_nul=False)
+MAX_TIME_DIGITS = 20
 MAX_CONFIG = 200
 MAX_RULE_ID = 128
 MAX_VERSION = 2**31 - 1
@@ -84,11 +95,26 @@ def content_key(parts: list[Any]) -> str:
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def clean_text(value: str, what: str, limit: int | None = None) -> str:
+def clean_text(value: str, what: str, limit: int) -> str:
+    """A text stored as a column: no NUL, at most `limit` characters, valid Unicode."""
     if "\x00" in value:
         raise Invalid(f"{what} contains a NUL character")
-    if limit is not None and len(value) > limit:
+    if len(value) > limit:
         raise Invalid(f"{what} is longer than {limit} characters")
+    try:
+        return check_text(value, what, limit)
+    except JsonProblem:
+        raise Invalid(f"{what} is not valid Unicode (a lone surrogate)") from None
+
+
+def check_object(value: dict[str, Any], what: str) -> dict[str, Any]:
+    """A JSON object stored as is (metadata, user): `OBJECT_LIMITS`, at most `MAX_OBJECT_BYTES`."""
+    try:
+        check_json(value, OBJECT_LIMITS)
+    except JsonProblem as problem:
+        raise Invalid(f"{what}: {problem.message}") from None
+    if len(orjson.dumps(value)) > MAX_OBJECT_BYTES:
+        raise Invalid(f"{what} is larger than {MAX_OBJECT_BYTES} bytes as JSON")
     return value
 
 
@@ -101,8 +127,16 @@ def _id(value: Any, what: str) -> str | None:
     elif isinstance(value, bool) or not isinstance(value, _NUMBER):
         raise Invalid(f"{what} must be a string or a number")
     else:
-        text = str(value)
+        text = _number_text(value, what)
     return clean_text(text, what, MAX_UNIT_ID) or None
+
+
+def _number_text(value: int | float, what: str) -> str:
+    try:
+        check_json(value)
+    except JsonProblem as problem:
+        raise Invalid(f"{what}: {problem.message}") from None
+    return str(value)
 
 
 def user_ids(user: Mapping[str, Any]) -> UserIds:
@@ -112,11 +146,13 @@ def user_ids(user: Mapping[str, Any]) -> UserIds:
     if raw_custom is not None:
         if not isinstance(raw_custom, Mapping):
             raise Invalid("user.customIDs must be an object")
+        if len(raw_custom) > MAX_CUSTOM_IDS:
+            raise Invalid(f"user.customIDs has more than {MAX_CUSTOM_IDS} ids")
         for id_type, raw in raw_custom.items():
             if not isinstance(id_type, str) or not id_type:
                 raise Invalid("user.customIDs keys must be non-empty strings")
             clean_text(id_type, "a user.customIDs key", MAX_ID_TYPE)
-            value = _id(raw, f"user.customIDs.{id_type}")
+            value = _id(raw, "a user.customIDs value")
             if value is not None:
                 custom.append((id_type, value))
     return UserIds(user_id=user_id, custom_ids=tuple(custom))
@@ -138,6 +174,8 @@ def check_time(raw: Any, now_ms: int) -> int:
     if isinstance(raw, bool):
         raise Invalid("time must be epoch milliseconds")
     if isinstance(raw, str):
+        if len(raw) > MAX_TIME_DIGITS:
+            raise Invalid("time must be epoch milliseconds")
         try:
             raw = int(raw.strip())
         except ValueError:
@@ -181,10 +219,12 @@ def exposure_key(config: str, rule_id: str, version: int | None, time_ms: int, i
 
 
 def _user(event: Mapping[str, Any]) -> tuple[dict[str, Any], UserIds]:
+    """The user as stored (checked like metadata) and its ids."""
     user = event.get("user")
     if not isinstance(user, dict):
         raise Invalid("user must be an object")
-    return user, user_ids(user)
+    ids = user_ids(user)
+    return check_object(stored_user(user), "user"), ids
 
 
 def _exposure(event: Mapping[str, Any], now_ms: int) -> CheckedExposure:
@@ -209,7 +249,7 @@ def _exposure(event: Mapping[str, Any], now_ms: int) -> CheckedExposure:
         rule_id=rule_id,
         config_version=version,
         time_ms=time_ms,
-        user=stored_user(user),
+        user=user,
         ids=ids,
         propensity=None,
         dedup_key=exposure_key(config, rule_id, version, time_ms, ids),
@@ -222,20 +262,22 @@ def _value(raw: Any) -> str | None:
     if isinstance(raw, bool) or not isinstance(raw, _SCALAR):
         raise Invalid("value must be a string or a number")
     if isinstance(raw, str):
-        return clean_text(raw, "value")
+        return clean_text(raw, "value", MAX_VALUE)
     if isinstance(raw, float) and raw.is_integer() and abs(raw) < 2**53:
         # The core SDK sends every number as a float: `log_event(user, "buy", 3)` arrives as 3.0.
         # One text per number, whichever SDK logged it, so "3" matches a successEventValue of "3".
         return str(int(raw))
-    return str(raw)
+    return _number_text(raw, "value")
 
 
 def _custom(event: Mapping[str, Any], name: str, now_ms: int) -> CheckedEvent:
     clean_text(name, "eventName", MAX_NAME)
     value = _value(event.get("value"))
     metadata = event.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise Invalid("metadata must be an object")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise Invalid("metadata must be an object")
+        check_object(metadata, "metadata")
     _, ids = _user(event)
     if not ids.user_id and not ids.custom_ids:
         raise Invalid("user carries no id (userID or customIDs)")
@@ -245,6 +287,8 @@ def _custom(event: Mapping[str, Any], name: str, now_ms: int) -> CheckedEvent:
 
 def check_event(event: Any, now_ms: int) -> CheckedExposure | CheckedEvent | Ignored:
     """Classify one element of a batch's `events`; raises `Invalid` for what cannot be stored."""
+    if isinstance(event, Unreadable):
+        raise Invalid(f"the event cannot be read: {event.problem}")
     if not isinstance(event, dict):
         raise Invalid("an event must be an object")
     name = event.get("eventName")
