@@ -61,7 +61,7 @@ bench: install-dev
 # The fuzzers of `make test` with a larger budget (docs/security.md, "Fuzzing"): schemathesis against a live server
 # holding 50 autotunes, on SQLite then PostgreSQL; prints the requests generated and the responses >= 500.
 fuzz: install-dev
-	OPENAUTOTUNE_FUZZ_EXAMPLES=$${OPENAUTOTUNE_FUZZ_EXAMPLES:-30} $(BIN)/pytest -q -s -p no:cacheprovider \
+	OPENAUTOTUNE_FUZZ_EXAMPLES=$${OPENAUTOTUNE_FUZZ_EXAMPLES:-100} $(BIN)/pytest -q -s -p no:cacheprovider \
 		tests/api/test_schemathesis.py tests/api/test_raw_bodies.py $(PYTEST_ARGS)
 
 clean:

@@ -29,7 +29,7 @@ from tests.api import nasty_json as nasty
 from tests.api.fuzz_world import World, fuzz_budget, populate
 
 FUZZ = settings(
-    max_examples=8 * fuzz_budget(5),  # 40 in make test, 240 in make fuzz
+    max_examples=8 * fuzz_budget(5),  # 40 in make test, 800 in make fuzz
     deadline=None,
     database=None,
     derandomize=True,
