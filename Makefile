@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 PYTEST_WORKERS ?= 2
 
-.PHONY: serve test lint typecheck imports unit install install-dev test-packages demo fmt bench clean
+.PHONY: serve test lint typecheck imports unit install install-dev test-packages demo fmt bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "openautotune needs Python 3.11+"'
@@ -57,6 +57,12 @@ test: lint typecheck imports unit
 # Every benchmark, one after another; their output goes into docs/benchmarks.md ("Latest `make bench` run").
 bench: install-dev
 	$(BIN)/python scripts/bench_all.py
+
+# The fuzzers of `make test` with a larger budget (docs/security.md, "Fuzzing"): schemathesis against a live server
+# holding 50 autotunes, on SQLite then PostgreSQL; prints the requests generated and the responses >= 500.
+fuzz: install-dev
+	OPENAUTOTUNE_FUZZ_EXAMPLES=$${OPENAUTOTUNE_FUZZ_EXAMPLES:-100} $(BIN)/pytest -q -s -p no:cacheprovider \
+		tests/api/test_schemathesis.py tests/api/test_raw_bodies.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

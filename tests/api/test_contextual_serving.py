@@ -11,17 +11,15 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from openautotune.contextual.serving import load_deciders
-from openautotune.engine.update import update_autotune
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import specs as spec_service
 from openautotune.serving.bucketing import cmab_bucket, cmab_equal_split
 from openautotune.serving.cmab import cmab_configs
-from openautotune.store.ingest_tables import events_table, exposures_table, units_table
+from openautotune.store.ingest_tables import exposures_table, units_table
 from openautotune.testing import TestApp
-from tests.api.helpers import body, created_id
+from tests.api.fuzz_world import train_contextual
+from tests.api.helpers import created_id
 from tests.contextual.sdk import sdk_score
-
-HOUR = 3_600_000
 
 
 def _trained(client: TestClient, app: TestApp) -> tuple[str, list[str]]:
@@ -29,47 +27,8 @@ def _trained(client: TestClient, app: TestApp) -> tuple[str, list[str]]:
         client, app, name="ctx_serving", explorationWindow="1hr", isContextual=True, featureList=["country"]
     )
     assert client.put(f"/console/v1/autotunes/{autotune_id}/start", headers=app.console_headers()).status_code == 200
-    autotune = autotune_service.get(app.db, autotune_id)
-    variants = [v.id for v in autotune.definition.variants]
-    start = autotune.started_at_ms
-    assert start is not None
-    rng = np.random.default_rng(3)
-    units, events = [], []
-    for i in range(600):
-        country = "DE" if i % 2 else "FR"
-        k = int(rng.integers(0, 2))
-        unit = f"u{i}"
-        units.append(
-            {
-                "autotune_id": autotune_id,
-                "run": autotune.run,
-                "unit_id": unit,
-                "variant_id": variants[k],
-                "first_exposure_ms": start + i,
-                "allocation_version": autotune.allocation_version,
-                "explore": True,
-                "features": {"userID": unit, "country": country},
-                "propensity": None,
-            }
-        )
-        good = (country == "DE") == (k == 0)
-        if rng.random() < (0.6 if good else 0.1):
-            events.append(
-                {
-                    "id_type": "userID",
-                    "unit_id": unit,
-                    "event_name": body()["successEvent"],
-                    "value": None,
-                    "metadata": None,
-                    "time_ms": start + 60_000,
-                    "received_ms": start + 60_000,
-                    "dedup_key": f"e{i}",
-                }
-            )
-    with app.db.write() as conn:
-        conn.execute(units_table.insert(), units)
-        conn.execute(events_table.insert(), events)
-    assert update_autotune(app.db, app.clock, autotune_id, start + 3 * HOUR).updated
+    train_contextual(app.db, autotune_id, clock=app.clock, units=600)
+    variants = [v.id for v in autotune_service.get(app.db, autotune_id).definition.variants]
     return autotune_id, variants
 
 
