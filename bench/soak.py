@@ -405,6 +405,8 @@ def soak(server: LiveServer, seconds: int, connections: int, database_url: str) 
         ("RSS trend, second half (MB/min)", f"{slope:+.1f}", ok(bounded)),
     ]
     print(summary_table(rows))
+    windows = [max(samples[i : i + 30]) for i in range(0, len(samples), 30)]
+    print("\nServer RSS, max of each 30 s (MB): " + ", ".join(f"{mb:.0f}" for mb in windows))
     print("\nBad mix, answers by input (status: count):")
     for name, counts in bad.statuses.items():
         flag = "   <-- 5xx" if bad_5xx[name] else ""
