@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openautotune.api.limits import MAX_BODY_BYTES
+from openautotune.domain.field_limits import MAX_DESCRIPTION
 from openautotune.testing import TestApp
 from tests.api.helpers import BASE, body
 
@@ -45,7 +46,7 @@ def test_a_chunked_console_body_over_the_limit_is_413(
 
 
 def test_a_chunked_body_within_the_limit_is_served(client: TestClient, test_app: TestApp) -> None:
-    payload = orjson.dumps(body(description="x" * (MAX_BODY_BYTES // 2)))
+    payload = orjson.dumps(body(description="x" * MAX_DESCRIPTION))  # the longest a description may be
     response = client.post(BASE, content=_chunked(payload), headers=JSON_HEADERS | test_app.console_headers())
     assert response.status_code == 201, response.text
 

@@ -199,6 +199,21 @@ def test_a_bad_row_in_the_store_leaves_every_other_autotune_served(
     assert client.get("/health").json() == {"status": "ok", "unrenderable": []}
 
 
+def test_a_row_that_cannot_be_read_as_an_autotune_leaves_every_other_one_served(
+    client: TestClient, test_app: TestApp
+) -> None:
+    colors = {started(client, test_app, "first", "red"): "red", started(client, test_app, "second", "blue"): "blue"}
+    broken = started(client, test_app, "broken", "green")
+    with test_app.db.write() as conn:  # a definition without variants: no Autotune can be made of it
+        table = autotune_store.autotunes_table
+        conn.execute(sa.update(table).where(table.c.id == broken).values(definition={"name": "broken"}))
+        test_app.clock.advance(1000)
+        spec_changes.bump(conn, test_app.clock.now_ms())
+    assert_every_sdk_endpoint_serves(client, test_app, colors)
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json() == {"status": "degraded", "unrenderable": [broken]}
+
+
 DEEP_USER = '{"userID": "u1", "custom": ' + "[" * 2000 + "]" * 2000 + "}"
 BAD_USERS = {
     "deep-2000": DEEP_USER,

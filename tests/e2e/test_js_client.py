@@ -178,7 +178,9 @@ def test_js_client_in_a_page_reads_our_variants_and_logs_back(
     assert sorted(row.unit_id for row in events) == sorted(USERS)
     assert all(before <= row.time_ms <= after and row.value == "1" for row in events)
     last_of_each_page = USERS[VISITORS_PER_PAGE - 1 :: VISITORS_PER_PAGE]
-    assert len(result["beacons"]) >= len(last_of_each_page)  # the unload path used sendBeacon
+    # The unload path used sendBeacon (whether the client takes it or flushes by fetch on blur first
+    # depends on the browser's focus events, so not every page's unload need be a beacon).
+    assert result["beacons"]
     assert sorted(row.unit_id for row in stored_events(server, UNLOAD_EVENT, len(last_of_each_page))) == sorted(
         last_of_each_page
     )

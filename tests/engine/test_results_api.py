@@ -23,8 +23,20 @@ BODY = {
     "attributionWindow": "1hr",
     "winnerThreshold": "99%",
 }
-KEYS = {"id", "stage", "asOf", "winner", "variants"}
-VARIANT_KEYS = {"id", "name", "units", "successes", "mean", "ciLow", "ciHigh", "probabilityOfBest", "weight"}
+KEYS = {"id", "stage", "asOf", "winner", "variants", "verdict", "estimator"}
+VARIANT_KEYS = {
+    "id",
+    "name",
+    "units",
+    "successes",
+    "mean",
+    "ciLow",
+    "ciHigh",
+    "probabilityOfBest",
+    "weight",
+    "posteriorMean",
+    "liftVsLeader",
+}
 
 
 def results(client: TestClient, app: TestApp, autotune_id: str) -> dict[str, Any]:
@@ -46,6 +58,7 @@ def test_results_before_start_after_start_and_after_updates(client: TestClient, 
 
     draft = results(client, test_app, autotune_id)
     assert (draft["stage"], draft["asOf"], draft["winner"]) == ("draft", None, None)
+    assert draft["verdict"] == "Not started: nothing is analysed until the autotune starts."
     assert [(v["name"], v["units"], v["probabilityOfBest"], v["weight"]) for v in draft["variants"]] == [
         ("red", 0, 0.0, 0.0),
         ("blue", 0, 0.0, 0.0),
@@ -54,6 +67,7 @@ def test_results_before_start_after_start_and_after_updates(client: TestClient, 
     assert client.put(f"{BASE}/{autotune_id}/start", headers=test_app.console_headers()).status_code == 200
     started = results(client, test_app, autotune_id)
     assert (started["stage"], started["asOf"]) == ("exploring", None)
+    assert started["verdict"] == "No data analysed yet." and started["variants"][0]["liftVsLeader"] is None
     assert [(v["units"], v["mean"], v["weight"]) for v in started["variants"]] == [(0, 0.0, 0.0), (0, 0.0, 0.0)]
 
     env = Env(db=test_app.db, clock=test_app.clock)
@@ -74,8 +88,16 @@ def test_results_before_start_after_start_and_after_updates(client: TestClient, 
     assert (red["units"], red["successes"], blue["units"], blue["successes"]) == (200, 20, 200, 60)
     assert blue["probabilityOfBest"] == pytest.approx(outcome.pob[1])
     assert red["ciLow"] < red["mean"] < red["ciHigh"]
-    assert red["mean"] == pytest.approx(21 / 202)  # Beta(1 + 20, 1 + 180)
+    assert red["mean"] == pytest.approx(20 / 200)  # the observed rate; its interval is Beta(1 + 20, 1 + 180)'s
+    assert red["posteriorMean"] == pytest.approx(21 / 202)
     assert (red["weight"], blue["weight"]) == (0.0, 1.0)
+    assert finished["estimator"] == "periodWeighted"
+    # Lift over the leader (blue): 10% / 30% - 1 = -2/3, delta-method interval; blue's own is 0.
+    assert blue["liftVsLeader"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    lift = red["liftVsLeader"]
+    assert lift["value"] == pytest.approx(-2 / 3) and lift["low"] < -2 / 3 < lift["high"] < 0
+    assert finished["verdict"].startswith("'blue' is the winner: its probability of being best reached the threshold")
+    assert "error at most 1.0%" in finished["verdict"]
 
 
 def test_results_of_an_unknown_autotune_is_404(client: TestClient, test_app: TestApp) -> None:
@@ -115,6 +137,8 @@ def test_weights_follow_the_latest_update_then_a_manual_decision(client: TestCli
 
     exploiting = results(client, test_app, autotune_id)
     assert exploiting["stage"] == "exploiting"
+    assert exploiting["verdict"].startswith("'blue' leads with a ")
+    assert exploiting["verdict"].endswith("the evidence does not yet support a winner.")
     weights = [v["weight"] for v in exploiting["variants"]]
     assert weights == pytest.approx(list(outcome.weights)) and 0.0 < weights[0] < weights[1] < 1.0
     assert [v["probabilityOfBest"] for v in exploiting["variants"]] == pytest.approx(list(outcome.pob))
@@ -130,3 +154,4 @@ def test_weights_follow_the_latest_update_then_a_manual_decision(client: TestCli
     assert finished["winner"]["name"] == "red"
     assert [v["weight"] for v in finished["variants"]] == [1.0, 0.0]
     assert finished["asOf"] == exploiting["asOf"]  # the statistics are still the latest update's
+    assert finished["verdict"] == "'red' was chosen by hand (make_decision); the engine had not declared a winner."

@@ -8,7 +8,8 @@ from openautotune.domain.autotune import Autotune, Stage, Status
 from openautotune.engine.update import ENGINE_ACTOR, LOCKED, update_autotune, update_running
 from openautotune.service import autotunes as autotune_service
 from openautotune.service.autotunes import VariantInput
-from openautotune.stats import VariantAggregate, summarize
+from openautotune.stats import VariantAggregate, decide, summarize
+from openautotune.stats.winner_rule import traffic_weights
 from openautotune.store import audit, updates
 from openautotune.store import autotunes as autotune_store
 from openautotune.testing import START_MS
@@ -21,8 +22,11 @@ T0 = START_MS + 10 * MIN
 AFTER_EXPLORATION = START_MS + 25 * HOUR
 
 
-def populate(env: Env, autotune: Autotune, counts: list[tuple[int, int]], at: int = T0) -> None:
-    """`counts[k] = (units, successes)` for variant k, all exposed at `at`, converting a minute later."""
+def populate(
+    env: Env, autotune: Autotune, counts: list[tuple[int, int]], at: int = T0, period: int | None = None
+) -> None:
+    """`counts[k] = (units, successes)` for variant k, all exposed at `at` (in allocation `period`,
+    default the current one), converting a minute later."""
     rows: list[tuple[str, int | str, int]] = []
     converting: list[tuple[str, int]] = []
     for k, (units, successes) in enumerate(counts):
@@ -31,7 +35,7 @@ def populate(env: Env, autotune: Autotune, counts: list[tuple[int, int]], at: in
             rows.append((unit_id, k, at))
             if i < successes:
                 converting.append((unit_id, at + MIN))
-    env.units(autotune, rows)
+    env.units(autotune, rows, period=period)
     if converting:
         env.events(converting)
 
@@ -92,7 +96,7 @@ def test_exploration_uses_the_size_split(env: Env) -> None:
 
 
 def test_exploitation_weights_are_the_probability_of_best(env: Env) -> None:
-    autotune = env.create(winner_threshold="99%")
+    autotune = env.create(winner_threshold="99%", winner_rule="statsig")
     populate(env, autotune, [(1000, 100), (1000, 120)])
     outcome = update_autotune(env.db, env.clock, autotune.id, AFTER_EXPLORATION)
     expected = summarize("occurrence", [VariantAggregate(1000, 100), VariantAggregate(1000, 120)])
@@ -110,7 +114,7 @@ def test_exploitation_weights_are_the_probability_of_best(env: Env) -> None:
 
 
 def test_long_term_floor(env: Env) -> None:
-    autotune = env.create(winner_threshold="99%", longterm_exploration_allocation=0.2)
+    autotune = env.create(winner_threshold="99%", longterm_exploration_allocation=0.2, winner_rule="statsig")
     populate(env, autotune, [(1000, 100), (1000, 120)])
     outcome = update_autotune(env.db, env.clock, autotune.id, AFTER_EXPLORATION)
     assert outcome.stage is Stage.EXPLOITING
@@ -121,7 +125,7 @@ def test_long_term_floor(env: Env) -> None:
 @pytest.mark.parametrize(("successes", "declared"), [(124, True), (122, False)])
 def test_winner_at_threshold_and_not_below(env: Env, successes: int, declared: bool) -> None:
     # P(best) of b: 0.9554 with 124/1000 against 100/1000, 0.9410 with 122/1000 (threshold 95%).
-    autotune = env.create(winner_threshold="95%")
+    autotune = env.create(winner_threshold="95%", winner_rule="statsig")
     populate(env, autotune, [(1000, 100), (1000, successes)])
     outcome = update_autotune(env.db, env.clock, autotune.id, AFTER_EXPLORATION)
     after = current(env, autotune)
@@ -244,15 +248,43 @@ def test_update_running_updates_every_running_autotune(env: Env) -> None:
 def test_record_alone_recomputes_the_decision(env: Env) -> None:
     autotune = env.create(winner_threshold="99%", longterm_exploration_allocation=0.1)
     populate(env, autotune, [(800, 80), (900, 110)])
+    # A second allocation period with another split and a doubled base rate.
+    populate(env, autotune, [(300, 60), (100, 25)], at=T0 + HOUR, period=autotune.allocation_version + 1)
     update_autotune(env.db, env.clock, autotune.id, AFTER_EXPLORATION)
     with env.db.read() as conn:
         record = updates.latest_record(conn, autotune.id, autotune.created_ms)
     assert record is not None
     data = record.record
+    assert (data["estimator"], data["strata"], data["winnerRule"]["rule"]) == ("periodWeighted", 2, "sequential")
+    ids = [v["id"] for v in data["variants"]]
+    periods: dict[int, list[VariantAggregate]] = {}
+    for cell in data["cumulative"]:
+        row = periods.setdefault(cell["period"], [VariantAggregate(0)] * len(ids))
+        row[ids.index(cell["variantId"])] = VariantAggregate(
+            cell["units"], cell["successes"], cell["total"], cell["totalSq"]
+        )
     aggregates = [VariantAggregate(v["units"], v["successes"], v["total"], v["totalSq"]) for v in data["variants"]]
-    again = summarize(data["metric"], aggregates, lower_is_better=data["lowerIsBetter"], long_term=data["longTerm"])
+    again = summarize(
+        data["metric"],
+        aggregates,
+        lower_is_better=data["lowerIsBetter"],
+        long_term=data["longTerm"],
+        periods=[periods[p] for p in sorted(periods)],
+        estimator=data["estimator"],
+    )
     assert list(again.pob) == [v["probabilityOfBest"] for v in data["variants"]]
-    assert list(again.weights) == data["weights"]
+    assert [v.estimate.mean for v in again.variants] == [v["mean"] for v in data["variants"]]
+    decision = decide(
+        data["winnerRule"]["rule"],
+        means=[v.estimate.mean for v in again.variants],
+        variances=[v.estimate.variance for v in again.variants],
+        pob=again.pob,
+        leader=again.leader,
+        threshold=data["winnerThreshold"],
+        enough_data=again.enough_data,
+    )
+    assert decision.winner == data["winnerRule"]["winner"] and decision.reason == data["winnerRule"]["reason"]
+    assert list(traffic_weights(decision, again.pob, data["longTerm"])) == data["weights"]
 
 
 def test_two_concurrent_updates_of_one_autotune_apply_once(env: Env) -> None:

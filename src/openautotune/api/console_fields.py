@@ -34,6 +34,8 @@ DEFINITION_FIELDS: dict[str, str] = {
     "optimizationParameter": "optimization_parameter",
     "valueColumn": "value_column",
     "featureList": "feature_list",
+    "estimator": "estimator",
+    "winnerRule": "winner_rule",
 }
 _DEFAULTS = {f.name: f.default for f in dataclass_fields(Definition)}
 # Shown on every answer even when unset ("" rather than absent), as Statsig does.

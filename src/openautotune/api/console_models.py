@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from openautotune.domain import windows
-from openautotune.domain.rules import MAX_NAME_LENGTH, MIN_SHARE, OPTIMIZATION_PARAMETERS
+from openautotune.domain.rules import ESTIMATORS, MAX_NAME_LENGTH, MIN_SHARE, OPTIMIZATION_PARAMETERS, WINNER_RULES
 
 
 def _one_of(allowed: tuple[str, ...]) -> Any:
@@ -30,6 +30,8 @@ AttributionWindowUnit = Annotated[str, _one_of(_UNITS), _enum(_UNITS)]
 _THRESHOLDS = tuple(windows.WINNER_THRESHOLDS)
 WinnerThreshold = Annotated[str, _one_of(_THRESHOLDS), _enum(_THRESHOLDS)]
 OptimizationParameter = Annotated[str, _one_of(OPTIMIZATION_PARAMETERS), _enum(OPTIMIZATION_PARAMETERS)]
+Estimator = Annotated[str, _one_of(ESTIMATORS), _enum(ESTIMATORS)]
+WinnerRule = Annotated[str, _one_of(WINNER_RULES), _enum(WINNER_RULES)]
 Share = Annotated[float, Field(ge=MIN_SHARE, le=1)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
@@ -74,6 +76,9 @@ class _Optional(BaseModel):
     optimizationParameter: OptimizationParameter | None = None
     valueColumn: str | None = None
     featureList: list[str] | None = None
+    # Extensions (engine.md): absent or null means the default, periodWeighted and sequential.
+    estimator: Estimator | None = None
+    winnerRule: WinnerRule | None = None
     # Echoed read-only fields (checked or ignored by the service; see console-api.md).
     id: str | None = None
     isStarted: bool | None = None
@@ -162,6 +167,8 @@ class AutotuneOut(BaseModel):
     optimizationParameter: str | None = None
     valueColumn: str | None = None
     featureList: list[str] | None = None
+    estimator: str | None = None
+    winnerRule: str | None = None
 
 
 class AutotuneAnswer(BaseModel):

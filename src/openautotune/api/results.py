@@ -24,14 +24,25 @@ router = APIRouter(
 )
 
 
+class LiftOut(BaseModel):
+    value: float = Field(description="Relative lift over the leader: mean / leader's mean - 1")
+    low: float = Field(description="Lower end of its 95% interval")
+    high: float = Field(description="Upper end of its 95% interval")
+
+
 class VariantResultOut(BaseModel):
     id: str
     name: str
     units: int = Field(description="Mature units analysed (exposed, attribution window passed)")
     successes: int = Field(description="Units with a (numeric, for value metrics) success event")
-    mean: float = Field(description="Posterior mean of the rate (occurrence) or of the value per unit")
-    ciLow: float = Field(description="Lower end of the 95% equal-tailed credible interval")
-    ciHigh: float = Field(description="Upper end of the 95% equal-tailed credible interval")
+    mean: float = Field(description="The estimator's observed rate (occurrence) or value per unit")
+    ciLow: float = Field(description="Lower end of its 95% interval")
+    ciHigh: float = Field(description="Upper end of its 95% interval")
+    posteriorMean: float = Field(description="Mean of the posterior the probability of best is computed from")
+    liftVsLeader: LiftOut | None = Field(
+        description="Lift over the variant with the highest probability of best (0 for the leader itself); "
+        "null before the first update or when the leader's mean is 0"
+    )
     probabilityOfBest: float
     weight: float = Field(
         description="Traffic weight the latest update computed (0 before it); finished: 1 for the winner, else 0"
@@ -49,6 +60,8 @@ class ResultsData(BaseModel):
     metric: str = Field(description="occurrence or value")
     allocationVersion: int
     message: str | None = Field(description="Why the data does not yet support a decision, if it does not")
+    verdict: str = Field(description="One sentence saying what the data and the winner rule support, never more")
+    estimator: str | None = Field(description="The estimator of the latest update: periodWeighted or pooled")
     contextual: dict[str, Any] | None = Field(
         default=None,
         description="Contextual autotunes only: per-variant coefficients and the off-policy value of the "
@@ -80,6 +93,10 @@ def results_json(results: Results) -> dict[str, Any]:
                 "probabilityOfBest": v.probability_of_best,
                 "weight": v.weight,
                 "total": v.total,
+                "posteriorMean": v.posterior_mean,
+                "liftVsLeader": (
+                    {"value": v.lift.value, "low": v.lift.low, "high": v.lift.high} if v.lift is not None else None
+                ),
             }
             for v in results.variants
         ],
@@ -87,6 +104,8 @@ def results_json(results: Results) -> dict[str, Any]:
         "metric": results.metric,
         "allocationVersion": results.allocation_version,
         "message": results.message,
+        "verdict": results.verdict,
+        "estimator": results.estimator,
     }
     if results.contextual is not None:
         answer["contextual"] = results.contextual

@@ -83,13 +83,13 @@ def publish(state: spec_service.SpecState, suspects: Collection[str] = ()) -> Pu
     policies = state.cmab_policies
     left_out = unrenderable([pair for pair in state.pairs if pair[0].id in suspects], policies)
     try:
-        return _publish(state, left_out)
+        return _publish(state, state.unreadable | left_out)
     # Deliberately broad: whatever a bad row makes the renderer raise, the others must still be served.
     except Exception:
         left_out = unrenderable(state.pairs, policies)
         if not left_out:
             raise
-    return _publish(state, left_out)
+    return _publish(state, state.unreadable | left_out)
 
 
 def _publish(state: spec_service.SpecState, left_out: dict[str, str]) -> Published:
@@ -162,7 +162,8 @@ class SpecCache:
             )
             return None
         self._report(published.unrenderable)
-        if self._published is not None and state.pairs and len(published.unrenderable) == len(state.pairs):
+        rendered = [pair for pair in state.pairs if pair[0].id not in published.unrenderable]
+        if self._published is not None and state.pairs and not rendered:
             # Not one autotune renders: a rendering bug, not a bad row. The last good specs stay.
             log.error("no autotune of change %s renders; still serving the previous specs", state.changed_ms)
             return None

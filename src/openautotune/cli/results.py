@@ -62,4 +62,5 @@ def results(
         )
     out = Console()
     out.print(f"[bold]{series.status_sentence}[/bold]")
+    out.print(read_results(db, autotune).verdict)
     out.print(table)

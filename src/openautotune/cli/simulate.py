@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -46,6 +47,19 @@ def simulate(
     database_url: Annotated[
         str | None, typer.Option("--database-url", help="Default: a temporary SQLite file, deleted at the end")
     ] = None,
+    identical: Annotated[
+        int | None, typer.Option("--identical", min=2, help="This many identical variants at the first --arms rate")
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option("--schedule", help="Base-rate factors by hour of day, e.g. 24 comma-separated multipliers"),
+    ] = None,
+    spike: Annotated[float, typer.Option("--spike", min=0, help="Base-rate multiplier during day one")] = 1.0,
+    winner_rule: Annotated[str | None, typer.Option("--winner-rule", help="sequential (default) or statsig")] = None,
+    estimator: Annotated[str | None, typer.Option("--estimator", help="periodWeighted (default) or pooled")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON record per seed (seed, winner, decisionHour, regret)")
+    ] = False,
     contextual: Annotated[
         str | None,
         typer.Option(
@@ -73,14 +87,17 @@ def simulate(
             contextual, users_per_hour, hours, seed, delay_minutes, delay_distribution, database_url, contextual_options
         )
         return
+    rates = _floats(arms)
     try:
         config = SimulationConfig(
-            arms=_floats(arms),
+            arms=rates[:1] * identical if identical is not None and rates else rates,
             users_per_hour=users_per_hour,
             hours=hours,
             seed=seed,
             delay_mean_minutes=delay_minutes,
             delay_distribution=delay_distribution,
+            hourly_factors=_floats(schedule) if schedule is not None else (),
+            spike=spike,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -90,7 +107,12 @@ def simulate(
         "attribution_window": attribution_window,
         "winner_threshold": winner_threshold,
         "long_term": long_term,
+        "winner_rule": winner_rule,
+        "estimator": estimator,
     }
+    if as_json:
+        _simulate_json(config, seeds, workers, not direct, database_url, options)
+        return
     if seeds > 1:
         _simulate_study(out, config, seeds, workers, not direct, options)
         return
@@ -129,6 +151,35 @@ def simulate(
         f"cumulative regret {result.regret:.1f} (equal split: {result.equal_split_regret:.1f}, "
         f"ratio {result.regret_ratio:.3f}) over {result.users} users"
     )
+
+
+def _simulate_json(
+    config: SimulationConfig,
+    seeds: int,
+    workers: int,
+    through_sdk: bool,
+    database_url: str | None,
+    options: dict[str, Any],
+) -> None:
+    """One JSON line per seed, printed as each finishes (in seed order)."""
+    from dataclasses import replace
+
+    from openautotune.domain.errors import DomainError
+    from openautotune.simulation.wiring import result_record, run_simulation, run_study
+
+    def emit(result: SimulationResult) -> None:
+        typer.echo(json.dumps(result_record(result)))
+
+    try:
+        if seeds == 1:
+            emit(run_simulation(config, database_url=database_url, through_sdk=through_sdk, **options))
+            return
+        configs = [replace(config, seed=config.seed + k) for k in range(seeds)]
+        run_study(configs, workers=workers, through_sdk=through_sdk, on_result=emit, **options)
+    except DomainError as error:
+        problems = getattr(error, "problems", [])
+        err.print("; ".join(f"{p.property}: {p.error_message}" for p in problems) or error.message)
+        raise typer.Exit(2) from None
 
 
 def _simulate_study(

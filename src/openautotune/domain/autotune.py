@@ -57,6 +57,10 @@ class Definition:
     optimization_parameter: str | None = None
     value_column: str | None = None
     feature_list: tuple[str, ...] | None = None
+    estimator: str | None = None
+    """Extension: `periodWeighted` (None: the default) or `pooled` (engine.md, "Estimator")."""
+    winner_rule: str | None = None
+    """Extension: `sequential` (None: the default) or `statsig` (engine.md, "Winner rule")."""
 
     @property
     def exploration_ms(self) -> int:

@@ -10,6 +10,10 @@ from openautotune.domain.errors import DomainError, FieldProblem, InvalidInput
 from openautotune.domain.field_limits import definition_field_problems
 
 OPTIMIZATION_PARAMETERS = ("occurrence", "value")
+ESTIMATORS = ("periodWeighted", "pooled")
+"""The engine's estimators (stats/estimators.py), the first the default."""
+WINNER_RULES = ("sequential", "statsig")
+"""The engine's winner rules (stats/winner_rule.py), the first the default."""
 MAX_NAME_LENGTH = 100
 MIN_SHARE = 0.001
 
@@ -59,9 +63,13 @@ def definition_problems(definition: Definition) -> list[FieldProblem]:
         share = getattr(definition, attr)
         if share is not None and not (MIN_SHARE <= share <= 1.0):
             problems.append(FieldProblem(prop, f"must be between {MIN_SHARE} and 1"))
-    parameter = definition.optimization_parameter
-    if parameter is not None and parameter not in OPTIMIZATION_PARAMETERS:
-        problems.append(FieldProblem("optimizationParameter", "must be one of occurrence, value"))
+    for value, prop, allowed in (
+        (definition.optimization_parameter, "optimizationParameter", OPTIMIZATION_PARAMETERS),
+        (definition.estimator, "estimator", ESTIMATORS),
+        (definition.winner_rule, "winnerRule", WINNER_RULES),
+    ):
+        if value is not None and value not in allowed:
+            problems.append(FieldProblem(prop, f"must be one of {', '.join(allowed)}"))
     return problems
 
 

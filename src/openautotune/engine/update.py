@@ -24,8 +24,21 @@ from openautotune.clock import Clock
 from openautotune.contextual import training as contextual
 from openautotune.domain import lifecycle
 from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
-from openautotune.domain.autotune import Actor, Allocation, Autotune, Stage, Status
-from openautotune.stats import Summary, VariantAggregate, summarize
+from openautotune.domain.autotune import Actor, Allocation, Autotune, Definition, Stage, Status
+from openautotune.stats import (
+    DEFAULT_ESTIMATOR,
+    DEFAULT_WINNER_RULE,
+    ESTIMATORS,
+    WINNER_RULES,
+    Decision,
+    EstimatorName,
+    Summary,
+    VariantAggregate,
+    WinnerRuleName,
+    decide,
+    summarize,
+)
+from openautotune.stats.winner_rule import traffic_weights
 from openautotune.store import audit, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
@@ -79,6 +92,33 @@ def _pooled(definition_ids: Sequence[str], aggregates: Sequence[Aggregate]) -> t
         for s in (sums[variant_id] for variant_id in definition_ids)
     ]
     return pooled, unknown
+
+
+def _periods(definition_ids: Sequence[str], aggregates: Sequence[Aggregate]) -> list[list[VariantAggregate]]:
+    """One aggregate per variant (definition order) for every period, in period order."""
+    position = {variant_id: k for k, variant_id in enumerate(definition_ids)}
+    cells: dict[int, list[VariantAggregate]] = {}
+    for item in aggregates:
+        k = position.get(item.variant_id)
+        if k is None:
+            continue
+        row = cells.setdefault(item.period, [VariantAggregate(0)] * len(definition_ids))
+        row[k] = row[k] + VariantAggregate(item.units, item.successes, item.total, item.total_sq)
+    return [cells[period] for period in sorted(cells)]
+
+
+def _estimator(definition: Definition) -> EstimatorName:
+    for name in ESTIMATORS:
+        if definition.estimator == name:
+            return name
+    return DEFAULT_ESTIMATOR
+
+
+def _winner_rule(definition: Definition) -> WinnerRuleName:
+    for name in WINNER_RULES:
+        if definition.winner_rule == name:
+            return name
+    return DEFAULT_WINNER_RULE
 
 
 def _aggregate_json(item: Aggregate) -> dict[str, Any]:
@@ -173,18 +213,32 @@ def _update_locked(
     cumulative = updates.cumulative(conn, key)
     variant_ids = [variant.id for variant in definition.variants]
     pooled, unknown_units = _pooled(variant_ids, cumulative)
+    rule = _winner_rule(definition)
     summary = summarize(
         "value" if definition.optimizes_value else "occurrence",
         pooled,
         lower_is_better=definition.lower_is_better,
         long_term=definition.long_term_share,
+        periods=_periods(variant_ids, cumulative),
+        estimator=_estimator(definition),
     )
     exploring = as_of_ms < autotune.started_at_ms + definition.exploration_ms
     stage = Stage.EXPLORING if exploring else Stage.EXPLOITING
-    weights = exploration_weights(definition) if exploring else summary.weights
-    winner_index: int | None = None
-    if not exploring and summary.enough_data and summary.pob[summary.leader] >= definition.threshold:
-        winner_index = summary.leader
+    decision = decide(
+        rule,
+        means=[v.estimate.mean for v in summary.variants],
+        variances=[v.estimate.variance for v in summary.variants],
+        pob=summary.pob,
+        leader=summary.leader,
+        threshold=definition.threshold,
+        enough_data=summary.enough_data,
+    )
+    winner_index = None if exploring else decision.winner
+    weights = (
+        exploration_weights(definition)
+        if exploring
+        else traffic_weights(decision, summary.pob, definition.long_term_share)
+    )
     # Contextual autotunes: the personalized policy decides the weights and never declares a winner.
     learned = contextual.learn(conn, autotune, as_of_ms, exploring, prepared) if definition.is_contextual else None
     if learned is not None:
@@ -235,8 +289,9 @@ def _update_locked(
             autotune,
             after,
             detail=(
-                f"winner {definition.variants[winner_index].name!r}: probability of best "
+                f"winner {definition.variants[winner_index].name!r} by the {rule} rule: probability of best "
                 f"{summary.pob[winner_index]:.6f} >= {definition.threshold:g} at as_of {as_of_ms}"
+                + ("; sequential test passed against every other variant" if rule == "sequential" else "")
             ),
         )
     new_units = sum(item.units for item in new)
@@ -249,6 +304,7 @@ def _update_locked(
         cumulative=cumulative,
         pooled=pooled,
         summary=summary,
+        decision=None if exploring else decision,
         weights=weights,
         thresholds=thresholds,
         published=published,
@@ -301,6 +357,7 @@ def _record_json(
     cumulative: Sequence[Aggregate],
     pooled: Sequence[VariantAggregate],
     summary: Summary,
+    decision: Decision | None,
     weights: Sequence[float],
     thresholds: Sequence[int],
     published: int | None,
@@ -322,6 +379,9 @@ def _record_json(
             "lowerIsBetter": summary.lower_is_better,
             "longTerm": summary.long_term,
             "winnerThreshold": definition.threshold,
+            "winnerRule": _decision_json(decision) if decision is not None else None,
+            "estimator": summary.estimator,
+            "strata": summary.strata,
             "credibleLevel": summary.credible_level,
             "variants": [
                 {
@@ -332,7 +392,10 @@ def _record_json(
                     "total": sums.total,
                     "totalSq": sums.total_sq,
                     "posterior": dict(item.posterior.params()),
-                    "mean": item.mean,
+                    "estimator": item.estimate.estimator,
+                    "mean": item.estimate.mean,
+                    "variance": item.estimate.variance,
+                    "posteriorMean": item.mean,
                     "ciLow": item.ci_low,
                     "ciHigh": item.ci_high,
                     "probabilityOfBest": item.pob,
@@ -352,6 +415,20 @@ def _record_json(
         }
     )
     return record
+
+
+def _decision_json(decision: Decision) -> dict[str, Any]:
+    return {
+        "rule": decision.rule,
+        "leader": decision.leader,
+        "winner": decision.winner,
+        "probabilityOfBestPassed": decision.pob_passed,
+        "comparisons": [
+            {"challenger": c.challenger, "logRatio": c.log_ratio, "logBoundary": c.log_boundary, "passed": c.passed}
+            for c in decision.comparisons
+        ],
+        "reason": decision.reason,
+    }
 
 
 def _finite(value: Any) -> Any:

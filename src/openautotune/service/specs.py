@@ -23,6 +23,8 @@ class SpecState:
     pairs: tuple[tuple[Autotune, Allocation | None], ...]
     # Contextual autotunes: the latest policy of the current run, {"version", "sampleRate", "config"}.
     cmab_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Rows that cannot be read as an autotune at all: id -> why (served as left out, like unrenderable ones).
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def last_change(db: Database) -> int:
@@ -38,7 +40,7 @@ def load(db: Database) -> SpecState:
     for _attempt in range(ATTEMPTS):
         with db.read() as conn:
             changed_ms = spec_changes.last_change(conn)
-            autotunes = autotune_store.all_autotunes(conn)
+            autotunes, unreadable = autotune_store.readable_autotunes(conn)
             allocations = autotune_store.latest_allocations(conn)
             contextual_ids = [a.id for a in autotunes if a.definition.is_contextual]
             policies = contextual_store.latest_policies(conn, contextual_ids) if contextual_ids else {}
@@ -51,4 +53,4 @@ def load(db: Database) -> SpecState:
         for autotune_id, p in policies.items()
         if (p.incarnation_ms, p.run) == runs.get(autotune_id)
     }
-    return SpecState(changed_ms, tuple((a, allocations.get(a.id)) for a in autotunes), cmab)
+    return SpecState(changed_ms, tuple((a, allocations.get(a.id)) for a in autotunes), cmab, unreadable)

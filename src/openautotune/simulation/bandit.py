@@ -31,7 +31,7 @@ from openautotune.clock import HOUR_MS, MINUTE_MS, FixedClock
 from openautotune.domain.allocation import BUCKETS
 from openautotune.domain.autotune import Allocation, Autotune, Stage, Status
 from openautotune.engine.update import update_autotune
-from openautotune.store import attribution
+from openautotune.store import attribution, updates
 from openautotune.store import autotunes as autotune_store
 from openautotune.store.database import Database
 
@@ -160,14 +160,33 @@ class SimulationConfig:
     """`exponential` (memoryless), `lognormal` (sigma 1: most convert fast, a long tail), `uniform`
     (on [0, 2 x mean]) or `fixed` (every delay = the mean)."""
     start_ms: int = SIMULATION_START_MS
+    hourly_factors: tuple[float, ...] = ()
+    """Base rates that change with the hour of day: hour h multiplies every arm's rate by
+    ``hourly_factors[h % len(hourly_factors)]`` (empty: constant). The true lift stays constant."""
+    spike: float = 1.0
+    """A launch-day spike: every arm's rate is multiplied by this during the first 24 hours."""
 
     def __post_init__(self) -> None:
         if len(self.arms) < 2 or any(not (0.0 <= p <= 1.0) for p in self.arms):
             raise ValueError("arms: at least two conversion rates between 0 and 1")
+        factors = (*self.hourly_factors, self.spike)
+        if any(not (math.isfinite(f) and f >= 0.0) for f in factors):
+            raise ValueError("hourly_factors and spike must be non-negative numbers")
+        peak = max(self.hourly_factors, default=1.0) * max(self.spike, 1.0)
+        if max(self.arms) * peak > 1.0:
+            raise ValueError("arms times the base-rate factors must stay conversion rates (at most 1)")
         if self.users_per_hour < 1 or self.hours < 1 or self.delay_mean_minutes < 0:
             raise ValueError("users_per_hour and hours must be positive, delay_mean_minutes non-negative")
         if self.delay_distribution not in DELAY_DISTRIBUTIONS:
             raise ValueError(f"delay_distribution must be one of {', '.join(DELAY_DISTRIBUTIONS)}")
+
+
+def rates_at(config: SimulationConfig, hour: int) -> np.ndarray:
+    """The true conversion rates of hour ``hour``: the arms times that hour's base-rate factor."""
+    factor = config.spike if hour < 24 else 1.0
+    if config.hourly_factors:
+        factor *= config.hourly_factors[hour % len(config.hourly_factors)]
+    return np.asarray(config.arms, dtype=np.float64) * factor
 
 
 @dataclass(frozen=True)
@@ -186,6 +205,34 @@ class HourReport:
 
 
 @dataclass(frozen=True)
+class FinalEstimate:
+    """One variant in the last update record: the estimator's rate, its interval, and the raw sums."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    units: int
+    successes: int
+
+
+def _final_estimates(db: Database, autotune: Autotune) -> tuple[FinalEstimate, ...]:
+    with db.read() as conn:
+        record = updates.latest_record(conn, autotune.id, autotune.created_ms, autotune.run)
+    if record is None:
+        return ()
+    return tuple(
+        FinalEstimate(
+            mean=float(v["mean"] or 0.0),
+            ci_low=float(v["ciLow"] or 0.0),
+            ci_high=float(v["ciHigh"] or 0.0),
+            units=int(v["units"]),
+            successes=int(v["successes"]),
+        )
+        for v in record.record["variants"]
+    )
+
+
+@dataclass(frozen=True)
 class SimulationResult:
     config: SimulationConfig
     autotune_id: str
@@ -196,6 +243,10 @@ class SimulationResult:
     equal_split_regret: float
     users: int
     hours: list[HourReport] = field(default_factory=list)
+    final: tuple[FinalEstimate, ...] = ()
+    """Each variant's estimate in the last update record (what the results API would show)."""
+    analysed_hours: int = 0
+    """Exposure hours that update analysed (every unit matured by its as_of): 0 .. analysed_hours - 1."""
 
     @property
     def regret_ratio(self) -> float:
@@ -213,11 +264,10 @@ def simulate(
 ) -> SimulationResult:
     """Run `config` against the started autotune `autotune_id` (one variant per arm, in order)."""
     rng = np.random.default_rng(config.seed)
-    rates = np.asarray(config.arms, dtype=np.float64)
-    best = int(np.argmax(rates))
+    best = int(np.argmax(config.arms))
     with db.read() as conn:
         autotune = autotune_store.get(conn, autotune_id)
-    if autotune is None or len(autotune.definition.variants) != len(rates):
+    if autotune is None or len(autotune.definition.variants) != len(config.arms):
         raise ValueError("the autotune must exist and have one variant per arm")
     window_ms = autotune.definition.attribution_ms
     variant_index = {variant.id: k for k, variant in enumerate(autotune.definition.variants)}
@@ -228,7 +278,9 @@ def simulate(
     hours_to_winner: int | None = None
     pending_units: list[str] = []
     pending_times = np.zeros(0, dtype=np.int64)
+    equal_split_regret = 0.0
     for hour in range(config.hours):
+        rates = rates_at(config, hour)
         hour_start = config.start_ms + hour * HOUR_MS
         hour_end = hour_start + HOUR_MS
         if autotune.status is Status.RUNNING:  # once finished, what is served never changes again
@@ -245,6 +297,7 @@ def simulate(
         delays = conversion_delays(rng, config, n)
         regret = float(np.sum(rates[best] - rates[arms]))
         total_regret += regret
+        equal_split_regret += n * float(np.mean(rates[best] - rates))
         served = tuple(float(x) for x in np.bincount(arms, minlength=len(rates)) / n)
         stage = Stage.FINISHED.value
         pob: tuple[float, ...] = ()
@@ -286,7 +339,7 @@ def simulate(
         if on_hour is not None:
             on_hour(report)
     users = config.users_per_hour * config.hours
-    equal_split_regret = users * float(np.mean(rates[best] - rates))
+    updated_hours = hours_to_winner or config.hours
     return SimulationResult(
         config=config,
         autotune_id=autotune_id,
@@ -297,4 +350,8 @@ def simulate(
         equal_split_regret=equal_split_regret,
         users=users,
         hours=reports,
+        final=_final_estimates(db, autotune),
+        # The update at the end of hour h reads the units exposed before hour h (1-hour window; the
+        # simulated autotunes use that window).
+        analysed_hours=max(0, updated_hours - math.ceil(window_ms / HOUR_MS)),
     )

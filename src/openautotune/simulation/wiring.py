@@ -150,18 +150,41 @@ def start_simulated_autotune(
     attribution_window: str = "1hr",
     winner_threshold: str = "95%",
     long_term: float | None = None,
+    estimator: str | None = None,
+    winner_rule: str | None = None,
 ) -> str:
-    """Create and start (through the service, as the Console API would) one autotune per simulation."""
+    """Create and start (through the service, as the Console API would) one autotune per simulation;
+    `estimator` and `winner_rule` None are the engine's defaults."""
     fields = {
         "name": name,
-        "variants": [autotune_service.VariantInput(f"arm_{k}", {"arm": k}) for k in range(len(config.arms))],
+        "variants": [autotune_service.VariantInput(arm_name(k), {"arm": k}) for k in range(len(config.arms))],
         "success_event": "purchase",
         "exploration_window": exploration_window,
         "attribution_window": attribution_window,
         "winner_threshold": winner_threshold,
         "longterm_exploration_allocation": long_term,
+        "estimator": estimator,
+        "winner_rule": winner_rule,
     }
     return _create_and_start(db, clock, fields, salt=f"simulation-{config.seed}")
+
+
+def arm_name(index: int) -> str:
+    """The variant name `start_simulated_autotune` gives arm `index`."""
+    return f"arm_{index}"
+
+
+def result_record(result: SimulationResult) -> dict[str, Any]:
+    """One seed's outcome as a JSON record (`openautotune simulate --json`, bench/decisions.py)."""
+    return {
+        "seed": result.config.seed,
+        "winner": arm_name(result.winner) if result.winner is not None else None,
+        "best": arm_name(result.best) if len(set(result.config.arms)) > 1 else None,
+        "decisionHour": result.hours_to_winner,
+        "regret": result.regret,
+        "equalSplitRegret": result.equal_split_regret,
+        "users": result.users,
+    }
 
 
 def run_simulation(

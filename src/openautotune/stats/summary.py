@@ -22,9 +22,21 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from openautotune.stats.allocation import leader, weights
+from openautotune.stats.estimators import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    Estimate,
+    EstimatorName,
+    VariantAggregate,
+    merge_strata,
+    normal_from_moments,
+    period_weighted,
+    pooled_estimate,
+)
 from openautotune.stats.pob import probability_of_best
 from openautotune.stats.posteriors import (
     DEFAULT_WEAK_PRIOR,
+    SCALE_FLOOR_REL,
     Posterior,
     WeakPrior,
     beta_posterior,
@@ -39,21 +51,13 @@ _MIN_UNITS: Final[dict[MetricKind, int]] = {"occurrence": 1, "value": 2}
 
 
 @dataclass(frozen=True, slots=True)
-class VariantAggregate:
-    """Per-variant sums read from the store; ``successes`` for occurrence, the sums for value."""
-
-    units: int
-    successes: int = 0
-    total: float = 0.0
-    total_sq: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
 class VariantSummary:
-    """One variant's posterior, its 95% (by default) equal-tailed interval, P(best) and weight."""
+    """One variant's estimate (observed rate or value per unit, and its variance), posterior, its 95%
+    (by default) equal-tailed interval, P(best) and weight. ``mean`` is the posterior mean."""
 
     units: int
     posterior: Posterior
+    estimate: Estimate
     mean: float
     ci_low: float
     ci_high: float
@@ -72,6 +76,8 @@ class Summary:
     variants: tuple[VariantSummary, ...]
     enough_data: bool
     message: str | None = None
+    estimator: EstimatorName = DEFAULT_ESTIMATOR
+    strata: int = 1
 
     @property
     def pob(self) -> tuple[float, ...]:
@@ -107,6 +113,29 @@ def _shortfall_message(metric: MetricKind, short: Sequence[int], empty: bool) ->
     )
 
 
+def _estimates(
+    metric: MetricKind,
+    aggregates: Sequence[VariantAggregate],
+    periods: Sequence[Sequence[VariantAggregate]] | None,
+    estimator: EstimatorName,
+    prior: WeakPrior,
+) -> tuple[list[Posterior], list[Estimate], int]:
+    """Posteriors and estimates by ``estimator``; one stratum is exactly the pooled model."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    occurrence = metric == "occurrence"
+    strata = merge_strata(periods) if estimator == "periodWeighted" and periods else []
+    if len(strata) > 1:
+        estimates = period_weighted(strata, occurrence)
+        posteriors: list[Posterior] = [
+            normal_from_moments(e.mean, e.variance, SCALE_FLOOR_REL * max(1.0, abs(e.mean))) for e in estimates
+        ]
+        return posteriors, estimates, len(strata)
+    posteriors = [_posterior(metric, a, prior) for a in aggregates]
+    estimates = [pooled_estimate(a, p, occurrence, estimator) for a, p in zip(aggregates, posteriors, strict=True)]
+    return posteriors, estimates, 1
+
+
 def summarize(
     metric: MetricKind,
     aggregates: Sequence[VariantAggregate],
@@ -115,13 +144,19 @@ def summarize(
     long_term: float = 0.0,
     credible_level: float = 0.95,
     prior: WeakPrior = DEFAULT_WEAK_PRIOR,
+    periods: Sequence[Sequence[VariantAggregate]] | None = None,
+    estimator: EstimatorName = DEFAULT_ESTIMATOR,
 ) -> Summary:
-    """Posteriors, intervals, exact P(best) and traffic weights for ``aggregates`` (one per variant)."""
+    """Posteriors, intervals, exact P(best) and traffic weights for ``aggregates`` (one per variant).
+
+    ``periods`` (one aggregate per variant in each allocation period, in period order, summing to
+    ``aggregates``) feed the period-weighted estimator; without them it has one stratum.
+    """
     if metric not in METRIC_KINDS:
         raise ValueError(f"metric must be one of {METRIC_KINDS}, got {metric!r}")
     if not aggregates:
         raise ValueError("summarize needs at least one variant")
-    posteriors = [_posterior(metric, a, prior) for a in aggregates]
+    posteriors, estimates, strata = _estimates(metric, aggregates, periods, estimator, prior)
     k = len(posteriors)
     short = [i for i, a in enumerate(aggregates) if a.units < _MIN_UNITS[metric]]
     empty = all(a.units == 0 for a in aggregates)
@@ -132,12 +167,13 @@ def summarize(
         pob = [float(p) for p in probability_of_best(posteriors, lower_is_better=lower_is_better)]
     split = weights(pob, long_term=long_term)
     variants = []
-    for aggregate, posterior, p, w in zip(aggregates, posteriors, pob, split, strict=True):
+    for aggregate, posterior, estimate, p, w in zip(aggregates, posteriors, estimates, pob, split, strict=True):
         low, high = posterior.interval(credible_level)
         variants.append(
             VariantSummary(
                 units=aggregate.units,
                 posterior=posterior,
+                estimate=estimate,
                 mean=posterior.mean,
                 ci_low=low,
                 ci_high=high,
@@ -153,4 +189,6 @@ def summarize(
         variants=tuple(variants),
         enough_data=not short,
         message=_shortfall_message(metric, short, empty),
+        estimator=estimator,
+        strata=strata,
     )

@@ -170,6 +170,22 @@ def all_autotunes(conn: Connection) -> list[Autotune]:
     return [_row_to_autotune(row) for row in conn.execute(query)]
 
 
+def readable_autotunes(conn: Connection) -> tuple[list[Autotune], dict[str, str]]:
+    """Every autotune, and apart the ids of rows that cannot be read as one (a row written by hand or by
+    a broken version: a definition without variants, say) with the reason, so that one such row cannot
+    keep every other autotune from being served."""
+    query = sa.select(autotunes_table).order_by(autotunes_table.c.created_ms, autotunes_table.c.id)
+    readable: list[Autotune] = []
+    unreadable: dict[str, str] = {}
+    for row in conn.execute(query):
+        try:
+            readable.append(_row_to_autotune(row))
+        # Deliberately broad: whatever a malformed stored document makes the conversion raise.
+        except Exception as error:
+            unreadable[str(row._mapping["id"])] = f"the stored row cannot be read: {type(error).__name__}: {error}"
+    return readable, unreadable
+
+
 def running_ids(conn: Connection) -> list[str]:
     query = sa.select(autotunes_table.c.id).where(autotunes_table.c.status == Status.RUNNING.value)
     return [row[0] for row in conn.execute(query.order_by(autotunes_table.c.id))]

@@ -51,14 +51,16 @@ def point_from_variants(
         item = by_id.get(variant.id, _EMPTY)
         units = int(_number(item.get("units")) or 0)
         successes = _number(item.get(successes_key)) or 0.0
-        # Observed rate (or mean per unit) for charts and tables; the interval comes from the posterior.
+        # Observed rate (or mean per unit) for charts and tables: the estimator's when the record names
+        # one (period-weighted by default), else the pooled one; the interval is the record's.
         counted = units > 0
+        observed = _number(item.get("mean")) if "estimator" in item else None
         states.append(
             VariantState(
                 variant.id,
                 units,
                 successes,
-                successes / units if counted else None,
+                (observed if observed is not None else successes / units) if counted else None,
                 _number(item.get("ciLow")) if counted else None,
                 _number(item.get("ciHigh")) if counted else None,
                 _number(item.get("probabilityOfBest")),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from openautotune.domain.autotune import Autotune, Stage, Status, Variant
+from openautotune.engine.results import read_results
 from openautotune.store.database import Database
 from openautotune.web import results, series
 from openautotune.web.templating import format_number, format_percent
@@ -50,6 +51,7 @@ class AutotunePage:
     config: tuple[tuple[str, str], ...]
     variant_names: dict[str, str]
     contextual: contextual_view.ContextualSection | None = None  # only for contextual autotunes
+    verdict: str = ""  # the results' one-sentence verdict (engine/verdict.py)
 
 
 def stage_of(autotune: Autotune, latest: series.UpdatePoint | None) -> str:
@@ -176,4 +178,5 @@ def autotune_page(
         config=_config(autotune),
         variant_names={variant.id: variant.name for variant in autotune.definition.variants},
         contextual=contextual_view.section(db, autotune),
+        verdict=read_results(db, autotune).verdict,
     )
