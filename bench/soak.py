@@ -1,6 +1,6 @@
 """Soak: valid SDK traffic mixed with the bad inputs of issue #12, over HTTP, for minutes.
 
-    .venv/bin/python bench/soak.py [--seconds 150] [--connections 8] [--database-url URL]
+    .venv/bin/python bench/soak.py [--seconds 150] [--connections 8] [--database-url URL | --postgres]
 
 1. Starts a real server (`python -m openautotune serve`, tests/e2e/live.py) on a free loopback port with a
    fresh database (SQLite by default) and seeds 12 autotunes of every kind (tests/api/fuzz_world.py).
@@ -33,6 +33,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from openautotune.store.database import normalise_url  # noqa: E402
 from tests.api.fuzz_world import World, populate  # noqa: E402
+from tests.conftest import _postgres_schema_url  # noqa: E402
 from tests.e2e.live import LiveServer  # noqa: E402
 
 LUA = ROOT / "bench" / "soak.lua"
@@ -330,18 +333,23 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=150)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--postgres", action="store_true", help="a private schema on $OPENAUTOTUNE_TEST_POSTGRES_URL instead"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk")
         return 2
-    scratch = tempfile.mkdtemp(prefix="soak-")
-    database_url = args.database_url or f"sqlite:///{scratch}/soak.db"
-    server = LiveServer.start(database_url)
-    try:
+    with ExitStack() as stack:
+        scratch = tempfile.mkdtemp(prefix="soak-")
+        stack.callback(shutil.rmtree, scratch, True)
+        database_url = args.database_url or f"sqlite:///{scratch}/soak.db"
+        if args.postgres:
+            base = normalise_url(os.environ["OPENAUTOTUNE_TEST_POSTGRES_URL"])
+            database_url = stack.enter_context(contextmanager(_postgres_schema_url)(base))
+        server = LiveServer.start(database_url)
+        stack.callback(server.stop)
         return soak(server, args.seconds, args.connections, database_url)
-    finally:
-        server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def soak(server: LiveServer, seconds: int, connections: int, database_url: str) -> int:
@@ -363,7 +371,7 @@ def soak(server: LiveServer, seconds: int, connections: int, database_url: str) 
     errors_logged = server.log().count("unhandled error")
     alive = server.process.poll() is None
 
-    wrk_rows, side_rows = stored_rows(server, "w"), stored_rows(server, "b")
+    wrk_rows, side_rows, bad_rows = stored_rows(server, "w"), stored_rows(server, "b"), stored_rows(server, "x")
     in_flight_bound = load["acknowledged"] + connections * 2 * USERS_PER_BATCH
     wrk_5xx = sum(count for status, count in load["statuses"].items() if int(status) >= 500)
     bad_5xx = {name: sum(c for s, c in counts.items() if s >= 500) for name, counts in bad.statuses.items()}
@@ -384,6 +392,7 @@ def soak(server: LiveServer, seconds: int, connections: int, database_url: str) 
         ("valid events acknowledged beside bad ones", f"{bad.acked_valid}", ""),
         ("  of them stored (rows)", f"{side_rows}", ok(side_rows >= bad.acked_valid)),
         ("bad requests sent (rounds)", f"{bad_total} ({bad.rounds})", ""),
+        ("bad events stored (rows; valid JSON within limits)", f"{bad_rows}", ""),
         ("responses >= 500 (valid load)", f"{wrk_5xx}", ok(wrk_5xx == 0)),
         ("responses >= 500 (bad mix)", f"{sum(bad_5xx.values())}", ok(sum(bad_5xx.values()) == 0)),
         ("connections dropped (wrk / bad mix)", f"{load['socket_errors']} / {sum(bad.transport_errors.values())}", ""),
@@ -396,6 +405,8 @@ def soak(server: LiveServer, seconds: int, connections: int, database_url: str) 
         ("RSS trend, second half (MB/min)", f"{slope:+.1f}", ok(bounded)),
     ]
     print(summary_table(rows))
+    windows = [max(samples[i : i + 30]) for i in range(0, len(samples), 30)]
+    print("\nServer RSS, max of each 30 s (MB): " + ", ".join(f"{mb:.0f}" for mb in windows))
     print("\nBad mix, answers by input (status: count):")
     for name, counts in bad.statuses.items():
         flag = "   <-- 5xx" if bad_5xx[name] else ""
