@@ -74,9 +74,9 @@ def bank_seed(autotune_id: str, run: int, version: int) -> int:
 def load_deciders(db: Database) -> dict[str, Decider]:
     """A decider for every running contextual autotune that has a trained policy in its current run."""
     with db.read() as conn:
-        autotunes = [
-            a for a in autotune_store.all_autotunes(conn) if a.definition.is_contextual and a.status is Status.RUNNING
-        ]
+        # A row that cannot be read as an autotune is left out here as in the specs (reported by /health).
+        readable, _ = autotune_store.readable_autotunes(conn)
+        autotunes = [a for a in readable if a.definition.is_contextual and a.status is Status.RUNNING]
         policies = (
             contextual_store.latest_policies(conn, [a.id for a in autotunes], with_model=True) if autotunes else {}
         )

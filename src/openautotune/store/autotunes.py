@@ -165,11 +165,6 @@ def page(conn: Connection, limit: int, offset: int) -> tuple[list[Autotune], int
     return [_row_to_autotune(row) for row in conn.execute(query)], total
 
 
-def all_autotunes(conn: Connection) -> list[Autotune]:
-    query = sa.select(autotunes_table).order_by(autotunes_table.c.created_ms, autotunes_table.c.id)
-    return [_row_to_autotune(row) for row in conn.execute(query)]
-
-
 def readable_autotunes(conn: Connection) -> tuple[list[Autotune], dict[str, str]]:
     """Every autotune, and apart the ids of rows that cannot be read as one (a row written by hand or by
     a broken version: a definition without variants, say) with the reason, so that one such row cannot
