@@ -77,14 +77,14 @@ def parse_url(url: str) -> URL:
 def mask_url(url: str) -> str:
     """The URL as answers show it: password and secret-looking query parameters replaced by `***`."""
     parsed = make_url(url)
+    # A placeholder of URL-safe letters, turned into `***` after rendering (which would escape `*`).
+    placeholder = "MASKEDSECRETVALUE"
     masked_query = {
-        name: (_MASK if any(word in name.lower() for word in _SECRET_QUERY_KEYS) else value)
+        name: (placeholder if any(word in name.lower() for word in _SECRET_QUERY_KEYS) else value)
         for name, value in parsed.query.items()
     }
-    parsed = parsed.set(query=masked_query)
-    if parsed.password:
-        parsed = parsed.set(password=_MASK)
-    return parsed.render_as_string(hide_password=False)
+    rendered = parsed.set(query=masked_query).render_as_string(hide_password=True)
+    return rendered.replace(placeholder, _MASK)
 
 
 def redact(text: str, url: str) -> str:
