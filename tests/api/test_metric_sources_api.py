@@ -100,6 +100,8 @@ def test_name_in_use_read_only_keys_and_unknown_fields(client: TestClient, test_
         ({"name": ""}, "name"),
         ({"url": "notadriver://x/y"}, "url"),
         ({"url": "not a url"}, "url"),
+        ({"description": "a\x00b"}, "description"),
+        ({"table": None, "query": "SELECT 1\x00"}, "query"),
     ],
 )
 def test_injection_and_bad_fields_are_refused_in_the_validation_shape(

@@ -112,9 +112,14 @@ def source_problems(
     unit_id_column: str | None,
     timestamp_column: str | None,
     value_column: str | None,
+    description: str = "",
 ) -> list[FieldProblem]:
     """Every broken rule of a new source (the URL's driver is checked by the store)."""
     problems: list[FieldProblem] = []
+    for property, text in (("url", url), ("query", query), ("description", description)):
+        if text is not None and "\x00" in text:
+            # PostgreSQL cannot store it; the other fields' own rules already refuse it.
+            problems.append(FieldProblem(property, "must not contain the NUL character"))
     if _NAME.fullmatch(name) is None:
         problems.append(
             FieldProblem(

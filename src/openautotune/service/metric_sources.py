@@ -52,6 +52,7 @@ def create(db: Database, clock: Clock, actor: Actor, given: SourceInput) -> tupl
         unit_id_column=given.unit_id_column,
         timestamp_column=given.timestamp_column,
         value_column=given.value_column,
+        description=given.description,
     )
     try:
         parse_url(given.url)

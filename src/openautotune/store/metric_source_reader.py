@@ -122,6 +122,8 @@ def _to_ms(value: object) -> int | None:
     if isinstance(value, dt.datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
         return (aware - _EPOCH) // dt.timedelta(milliseconds=1)
+    if isinstance(value, dt.date):  # a DATE column: midnight UTC
+        return _to_ms(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC))
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float | Decimal):
@@ -142,19 +144,33 @@ def _bound(sample: object, ms: int, edge: int) -> object:
     moment = _EPOCH + dt.timedelta(milliseconds=ms) + edge * _EDGE
     if isinstance(sample, dt.datetime):
         return moment if sample.tzinfo is not None else moment.replace(tzinfo=None)
+    if isinstance(sample, dt.date):
+        return moment.date()
     if isinstance(sample, int | float | Decimal) and not isinstance(sample, bool):
         return ms + edge * 1000
-    if isinstance(sample, str) and _to_ms(sample) is not None:
+    if isinstance(sample, str) and _is_plain_iso_text(sample):
         separator = "T" if "T" in sample else " "
         return moment.replace(tzinfo=None).isoformat(sep=separator, timespec="seconds")
-    return None
+    return None  # text with a zone offset, a bare date, or an unknown kind: bounded in Python only
 
 
-def _unit_binds(sample: object, unit_ids: Collection[str]) -> list[object]:
-    """Unit ids in the column's own type: an integer column is compared with integers."""
+def _is_plain_iso_text(sample: str) -> bool:
+    """Zone-less `YYYY-MM-DD HH:MM:SS[.fff]` text compares in time order as text; other shapes may not."""
+    try:
+        parsed = dt.datetime.fromisoformat(sample.strip())
+    except ValueError:
+        return False
+    return parsed.tzinfo is None and len(sample.strip()) >= 19
+
+
+def _unit_binds(sample: object, unit_ids: Collection[str]) -> list[object] | None:
+    """Unit ids in the column's own type (an integer column is compared with integers); None for any
+    other kind (a UUID, say): then the time range alone bounds the read."""
     if isinstance(sample, int) and not isinstance(sample, bool):
         return [int(unit) for unit in unit_ids if unit.lstrip("-").isdigit()]
-    return list(unit_ids)
+    if isinstance(sample, str):
+        return list(unit_ids)
+    return None
 
 
 def _prepare(conn: Connection) -> None:
@@ -179,10 +195,10 @@ def _rows(
     lo, hi = _bound(sample_row[1], lo_ms, -1), _bound(sample_row[1], hi_ms, +1)
     if lo is not None and hi is not None:
         query = query.where(time >= sa.bindparam("lo", lo), time <= sa.bindparam("hi", hi))
-    if len(units) <= MAX_BOUND_UNITS:
-        binds = _unit_binds(sample_row[0], units)
+    binds = _unit_binds(sample_row[0], units) if len(units) <= MAX_BOUND_UNITS else None
+    if binds is not None:
         if not binds:
-            return
+            return  # no unit id of ours can equal any of this column's values
         query = query.where(unit.in_(sa.bindparam("units", binds, expanding=True)))
     result = conn.execution_options(yield_per=FETCH_ROWS).execute(query)
     for row in result:
