@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 SEALING_SECRET = "metric-source-sealing"
 
@@ -21,6 +23,9 @@ class CannotUnseal(Exception):
 
 
 def _fernet(secret: str) -> Fernet:
+    # Imported here: `cryptography` costs ~90 ms to import, and a server start must not pay it.
+    from cryptography.fernet import Fernet
+
     # Fernet wants 32 url-safe base64 bytes; the stored secret is text of any length.
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()))
 
@@ -30,6 +35,8 @@ def seal(secret: str, plaintext: str) -> str:
 
 
 def unseal(secret: str, sealed: str) -> str:
+    from cryptography.fernet import InvalidToken
+
     try:
         return _fernet(secret).decrypt(sealed.encode("ascii")).decode()
     except (InvalidToken, ValueError) as error:
