@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from openautotune.domain.autotune import Autotune
 from openautotune.engine.update import update_autotune
 from openautotune.service import metric_sources
 from openautotune.store import metric_sources as source_store
 from openautotune.store import updates
+from openautotune.store.sealed import SEALING_SECRET
+from openautotune.store.server_secrets import server_secrets_table
 from openautotune.testing import START_MS
 
 from .conftest import ACTOR, Env
@@ -235,3 +238,18 @@ def test_the_autotunes_value_column_overrides_the_sources(env: Env, tmp_path: Pa
     _expose(env, autotune, T0, ["1001"], ["1005"])
     assert update_autotune(env.db, env.clock, autotune.id, T0 + HOUR + MIN).updated
     assert _sums(env, autotune)["a"]["total"] == 40.0
+
+
+def test_a_lost_sealing_secret_fails_with_a_reason(env: Env, tmp_path: Path) -> None:
+    world = sqlite_world(tmp_path)
+    autotune = _revenue_autotune(env, _source(env, world))
+    _expose(env, autotune, T0, ["1001"], ["1005"])
+    with env.db.write() as conn:
+        secrets = server_secrets_table
+        conn.execute(secrets.update().where(secrets.c.name == SEALING_SECRET).values(value="another key"))
+    outcome = update_autotune(env.db, env.clock, autotune.id, T0 + HOUR + MIN)
+    assert outcome.reason is not None and "cannot be decrypted" in outcome.reason
+    with env.db.write() as conn:
+        conn.execute(sa.delete(server_secrets_table))
+    outcome = update_autotune(env.db, env.clock, autotune.id, T0 + HOUR + 2 * MIN)
+    assert outcome.reason is not None and "is missing" in outcome.reason

@@ -64,12 +64,16 @@ def prepare(db: Database, autotune_id: str, as_of_ms: int) -> Sourced | None:
             return None
         source_id = autotune.definition.metric_source_id
         previous = updates.last_as_of(conn, autotune.id, autotune.created_ms, autotune.run)
+        if not metric_sources.exists(conn, source_id):
+            raise SourceFailed(source_id, "no metric source has this id")
         key = server_secrets.get(conn, SEALING_SECRET)
+        if key is None:
+            raise SourceFailed(source_id, f"the server secret {SEALING_SECRET!r} is missing: create the source again")
         try:
-            found = metric_sources.get(conn, source_id, key) if key is not None else None
+            found = metric_sources.get(conn, source_id, key)
         except CannotUnseal as error:
-            raise SourceFailed(source_id, str(error)) from None
-        if found is None:
+            raise SourceFailed(source_id, f"{error}: create the source again") from None
+        if found is None:  # deleted between the two reads
             raise SourceFailed(source_id, "no metric source has this id")
         units = matured_units(
             conn,
