@@ -105,7 +105,8 @@ def test_only_plain_identifiers_pass() -> None:
         return [p.property for p in source_problems(**fields)]  # type: ignore[arg-type]
 
     assert problems() == []
-    assert problems(table="a.b.c") == []
+    assert problems(table="analytics.orders") == []
+    assert problems(table="a.b.c") == ["table"]  # catalog.schema.table: use a query
     assert problems(unit_id_column="user id") == ["unitIdColumn"]
     assert problems(value_column="x)--") == ["valueColumn"]
     assert problems(table="orders o") == ["table"]

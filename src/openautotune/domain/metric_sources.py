@@ -80,9 +80,10 @@ def is_identifier(text: str) -> bool:
 
 
 def table_parts(table: str) -> list[str] | None:
-    """`"analytics.orders"` -> `["analytics", "orders"]`; None unless 1 to 3 plain identifiers."""
+    """`"analytics.orders"` -> `["analytics", "orders"]`; None unless 1 or 2 plain identifiers (a
+    catalog-qualified name would be quoted as one schema name by SQLAlchemy: use a query for it)."""
     parts = table.split(".")
-    if not 1 <= len(parts) <= 3 or not all(is_identifier(part) for part in parts):
+    if not 1 <= len(parts) <= 2 or not all(is_identifier(part) for part in parts):
         return None
     return parts
 

@@ -111,7 +111,7 @@ def _engine(url: URL) -> sa.Engine:
 def _from_clause(source: MetricSource, columns: list[str]) -> sa.FromClause:
     if source.table is not None:
         parts = table_parts(source.table) or [source.table]
-        schema = ".".join(parts[:-1]) or None
+        schema = parts[0] if len(parts) == 2 else None
         return sa.table(parts[-1], *(sa.column(name) for name in columns), schema=schema)
     # A backslash-escaped colon is a plain colon to sa.text: the user's text never creates a bind.
     text = query_text(source.query or "").replace(":", "\\:")
@@ -207,15 +207,18 @@ def _rows(
         query = query.where(unit.in_(sa.bindparam("units", binds, expanding=True)))
     result = conn.execution_options(yield_per=FETCH_ROWS).execute(query)
     for row in result:
+        unit_id = str(row[0])
+        if unit_id not in units:
+            continue  # a unit of no autotune, or of another window (the read was bounded by time only)
         time_ms = _to_ms(row[1])
         if time_ms is not None:
-            yield SourceRow(unit_id=str(row[0]), time_ms=time_ms, value=row[2])
+            yield SourceRow(unit_id=unit_id, time_ms=time_ms, value=row[2])
 
 
 def read_rows(
     source: MetricSource, value_column: str | None, lo_ms: int, hi_ms: int, unit_ids: Collection[str]
 ) -> list[SourceRow]:
-    """The source's rows with a timestamp in about `[lo_ms, hi_ms]` (of `unit_ids` when few enough)."""
+    """The rows of `unit_ids` with a timestamp in about `[lo_ms, hi_ms]` (`unit_ids` supports `in`)."""
     try:
         engine = _engine(parse_url(source.url))
     except ValueError as error:
