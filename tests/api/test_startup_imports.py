@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("numpy", "scipy", "alembic", "plotly.graph_objects", "sklearn")
+HEAVY = ("numpy", "scipy", "alembic", "plotly.graph_objects", "sklearn", "cryptography", "duckdb")
 
 
 def test_the_app_and_the_serve_command_import_no_heavy_library() -> None:

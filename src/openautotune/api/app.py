@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from openautotune import __version__
 from openautotune.api import cmab, console, docs_page, errors, health, results, sdk_client, sdk_events, sdk_specs
+from openautotune.api import metric_sources as metric_sources_api
 from openautotune.api.cors import SdkCors
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.limits import BodySizeLimit
@@ -49,6 +50,7 @@ def create_app(
     # Routes are matched in order: the client SDKs' initialize, called on every page view, goes first.
     app.include_router(sdk_client.router)
     app.include_router(console.router)
+    app.include_router(metric_sources_api.router)
     app.include_router(results.router)
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from openautotune.domain import windows
+from openautotune.domain import metric_sources, windows
 from openautotune.domain.autotune import Definition
 from openautotune.domain.errors import DomainError, FieldProblem, InvalidInput
 from openautotune.domain.field_limits import definition_field_problems
@@ -53,6 +53,7 @@ def definition_problems(definition: Definition) -> list[FieldProblem]:
         problems.append(FieldProblem("idType", "must not be empty"))
     problems.extend(_variant_problems(definition))
     problems.extend(definition_field_problems(definition))
+    problems.extend(metric_sources.definition_problems(definition))
     _check(problems, "explorationWindow", lambda: definition.exploration_ms)
     _check(problems, "attributionWindow", lambda: definition.attribution_ms)
     _check(problems, "winnerThreshold", lambda: definition.threshold)

@@ -25,6 +25,7 @@ from openautotune.contextual import training as contextual
 from openautotune.domain import lifecycle
 from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
 from openautotune.domain.autotune import Actor, Allocation, Autotune, Definition, Stage, Status
+from openautotune.engine import metric_source_step
 from openautotune.stats import (
     DEFAULT_ESTIMATOR,
     DEFAULT_WINNER_RULE,
@@ -167,8 +168,14 @@ def update_autotune(
         return _skip(autotune_id, as_of_ms, LOCKED)
     try:
         prepared = contextual.prepare(db, autotune_id, as_of_ms)  # contextual fits, before the write transaction
+        # A metric source is read before the write transaction too; one that fails skips this update.
+        sourced = metric_source_step.prepare(db, autotune_id, as_of_ms)
         with db.write() as conn:
-            return _update_locked(conn, clock, autotune_id, as_of_ms, prepared)
+            return _update_locked(conn, clock, autotune_id, as_of_ms, prepared, sourced)
+    except metric_source_step.SourceFailed as failure:
+        log.warning("update of %s as of %d: %s", autotune_id, as_of_ms, failure.reason)
+        metric_source_step.record_failure(db, autotune_id, failure, clock.now_ms())
+        return _skip(autotune_id, as_of_ms, failure.reason)
     finally:
         with db.write() as conn:
             updates.unlock(conn, autotune_id, owner)
@@ -192,7 +199,12 @@ def update_running(
 
 
 def _update_locked(
-    conn: Connection, clock: Clock, autotune_id: str, as_of_ms: int, prepared: contextual.Prepared | None = None
+    conn: Connection,
+    clock: Clock,
+    autotune_id: str,
+    as_of_ms: int,
+    prepared: contextual.Prepared | None = None,
+    sourced: metric_source_step.Sourced | None = None,
 ) -> UpdateOutcome:
     autotune = autotune_store.get(conn, autotune_id, for_update=True)
     reason = _skip_reason(conn, autotune, as_of_ms)
@@ -201,14 +213,16 @@ def _update_locked(
     definition = autotune.definition
     key = updates.RunKey(autotune.id, autotune.created_ms, autotune.run)
     previous = updates.last_as_of(conn, autotune.id, autotune.created_ms, autotune.run)
-    new = matured_aggregates(
-        conn,
-        autotune_id=autotune.id,
-        run=autotune.run,
-        definition=definition,
-        matured_after_ms=BEGINNING_MS if previous is None else previous,
-        as_of_ms=as_of_ms,
-    )
+    new = metric_source_step.new_aggregates(sourced, autotune, previous)
+    if new is None:  # success data from SDK events
+        new = matured_aggregates(
+            conn,
+            autotune_id=autotune.id,
+            run=autotune.run,
+            definition=definition,
+            matured_after_ms=BEGINNING_MS if previous is None else previous,
+            as_of_ms=as_of_ms,
+        )
     updates.add_to_cumulative(conn, key, new)
     cumulative = updates.cumulative(conn, key)
     variant_ids = [variant.id for variant in definition.variants]
@@ -320,6 +334,9 @@ def _update_locked(
     )
     if learned is not None:
         record["contextual"] = _finite(learned.record)
+    source_entry = metric_source_step.record_read(conn, sourced, now)
+    if source_entry is not None:
+        record["metricSource"] = source_entry
     updates.insert_record(
         conn,
         updates.UpdateRecord(
