@@ -83,7 +83,19 @@ class LiveServer:
         process_env.update({"OPENAUTOTUNE_SPECS_REFRESH_SECONDS": "0", "OPENAUTOTUNE_LOG_LEVEL": "warning"})
         process_env.update(env or {})
         process = subprocess.Popen(
-            [sys.executable, "-m", "openautotune", "serve", "--port", str(port), "--database-url", database_url],
+            [
+                sys.executable,
+                "-m",
+                "openautotune",
+                "serve",
+                "--port",
+                str(port),
+                "--database-url",
+                database_url,
+                # These tests read rows right after the POST; the log mode has tests/ingest_log.
+                "--ingest-mode",
+                "sync",
+            ],
             cwd=ROOT,
             env=process_env,
             stdout=log_file,
