@@ -113,15 +113,19 @@ class NatsPublisher:
             await self._client.drain()
 
 
-def _batch(msg: Any) -> LoggedBatch:
+def _batch(msg: Any) -> LoggedBatch | None:
+    """The batch a message carries; None for a message that was not published by `NatsPublisher`."""
     headers = msg.headers or {}
-    return LoggedBatch(
-        id=headers["Nats-Msg-Id"],
-        received_ms=int(headers[H_RECEIVED]),
-        encoding=GZIP if headers.get(H_ENCODING) == GZIP else PLAIN,
-        body=msg.data,
-        event_count=int(headers[H_EVENTS]),
-    )
+    try:
+        return LoggedBatch(
+            id=headers["Nats-Msg-Id"],
+            received_ms=int(headers[H_RECEIVED]),
+            encoding=GZIP if headers.get(H_ENCODING) == GZIP else PLAIN,
+            body=msg.data,
+            event_count=int(headers[H_EVENTS]),
+        )
+    except (KeyError, ValueError):
+        return None
 
 
 class NatsConsumer:
@@ -157,9 +161,14 @@ class NatsConsumer:
                 except NatsTimeout:
                     continue
                 batches = [_batch(msg) for msg in messages]
-                self.batches_processed += await asyncio.to_thread(self.write, batches)
-                for msg in messages:  # only after the commit
-                    await msg.ack()
+                readable = [batch for batch in batches if batch is not None]
+                self.batches_processed += await asyncio.to_thread(self.write, readable)
+                for msg, batch in zip(messages, batches, strict=True):  # only after the commit
+                    if batch is None:
+                        log.error("Dropped a message without openautotune's batch headers from %s", SUBJECT)
+                        await msg.term()
+                    else:
+                        await msg.ack()
         finally:
             await client.drain()
 
