@@ -38,6 +38,7 @@ class Settings:
     cors_allowed_origins: str = "*"
     ingest_mode: str = "log"  # log | sync (docs/ingestion.md)
     queue_url: str = ""  # nats://host:port: batches go through NATS JetStream
+    processor_in_server: int = 1  # 0: `serve` runs no log processor (run `openautotune process`)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, /, **overrides: Any) -> Settings:

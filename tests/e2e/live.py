@@ -92,7 +92,7 @@ class LiveServer:
                 str(port),
                 "--database-url",
                 database_url,
-                # These tests read rows right after the POST; the log mode has tests/ingest_log.
+                # Rows are read right after the POST (log mode: tests/e2e/test_ingest_kills.py).
                 "--ingest-mode",
                 "sync",
             ],

@@ -65,7 +65,7 @@ def _server(database_url: str, log: Path) -> Iterator[tuple[str, subprocess.Pope
                 str(port),
                 "--database-url",
                 database_url,
-                # These tests read rows right after the POST; the log mode has tests/ingest_log.
+                # Rows are read right after the POST (log mode: tests/e2e/test_ingest_kills.py).
                 "--ingest-mode",
                 "sync",
             ],

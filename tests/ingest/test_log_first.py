@@ -149,7 +149,7 @@ def test_two_processors_never_process_the_same_batch(log_ingest: Ingest) -> None
     def work(slot: int) -> None:
         processor = LogProcessor(log_ingest.app.db, FixedClock(now), max_batches=3)
         start.wait()
-        while reports := processor.process_once():
+        while (reports := processor.process_once()) is not None:
             seen[slot].extend(report.id for report in reports)
 
     threads = [threading.Thread(target=work, args=(slot,)) for slot in range(2)]

@@ -115,7 +115,7 @@ def start_log_processor(application: FastAPI, db: Database, settings: Settings) 
     from openautotune.service.ingest.log_processor import LogProcessor
 
     stop = threading.Event()
-    if settings.queue_url or settings.ingest_mode != "log":
+    if settings.queue_url or settings.ingest_mode != "log" or not settings.processor_in_server:
         return stop
     processor = LogProcessor(db, SystemClock())
     application.state.batch_intake.appender.on_appended = processor.wake

@@ -60,20 +60,29 @@ def append(conn: Connection, batches: Sequence[LoggedBatch]) -> None:
     conn.exec_driver_sql(sql, [(b.id, b.received_ms, b.encoding, b.body, b.event_count) for b in batches])
 
 
-def claim_pending(conn: Connection, max_batches: int) -> list[LoggedBatch]:
-    """The oldest pending batches, locked for this transaction (PostgreSQL skips others' locks)."""
+def pending(conn: Connection, max_batches: int) -> list[LoggedBatch]:
+    """The oldest pending batches, without locking (read them, check them, then `claim` them)."""
     query = (
         sa.select(_c.id, _c.received_ms, _c.encoding, _c.body, _c.event_count)
         .where(_c.processed_ms.is_(None))
         .order_by(_c.received_ms, _c.id)
         .limit(max_batches)
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
     return [
         LoggedBatch(row.id, int(row.received_ms), row.encoding, bytes(row.body or b""), int(row.event_count))
         for row in conn.execute(query)
     ]
+
+
+def claim(conn: Connection, ids: Collection[str]) -> set[str]:
+    """Which of `ids` are still pending, locked for this write transaction (PostgreSQL skips rows
+    another processor holds; SQLite's writer holds the whole database)."""
+    if not ids:
+        return set()
+    query = sa.select(_c.id).where(_c.id.in_(sorted(ids)), _c.processed_ms.is_(None))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return set(conn.execute(query).scalars())
 
 
 def known_ids(conn: Connection, ids: Collection[str]) -> set[str]:

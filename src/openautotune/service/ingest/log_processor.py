@@ -3,9 +3,9 @@
 - `append_batches(db, batches)`: one transaction for any number of batches; when it returns they
   are durable (SQLite WAL with synchronous=FULL, PostgreSQL's commit) and may be acknowledged.
 - `process_now(db, cache, batch, events, now)`: sync mode, the batch and its rows in one transaction.
-- `LogProcessor(db, clock).process_once()`: claim the oldest pending batches, write their rows and
-  stamp them processed, all in ONE transaction; `run(stop)` loops until `stop` is set. A kill at any
-  point leaves each batch either pending (its rows not written, or written and harmlessly
+- `LogProcessor(db, clock).process_once()`: read and check the oldest pending batches, then in ONE
+  transaction claim them, write their rows and stamp them processed; `run(stop)` loops until
+  `stop` is set. A kill at any point leaves each batch either pending (its rows not written, or written and harmlessly
   rewritten by the next attempt: every row is insert-unless-present) or processed with its rows.
 - `unprocessed_batches(engine)`: (pending batches, oldest receive time), for lag metrics and health.
 """
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from openautotune.clock import Clock
 from openautotune.service.ingest.batch import BatchResult, FactsCache
-from openautotune.service.ingest.processor import process_into
+from openautotune.service.ingest.processor import check_batches, process_into, write_checked
 from openautotune.store import batch_log
 from openautotune.store.batch_log import BatchReport, LoggedBatch
 from openautotune.store.database import Database
@@ -81,13 +81,24 @@ class LogProcessor:
         """New batches were appended in this process: do not wait out the idle pause."""
         self._wake.set()
 
-    def process_once(self) -> list[BatchReport]:
-        """One transaction: up to `max_batches` of the oldest pending batches; [] when none."""
+    def process_once(self) -> list[BatchReport] | None:
+        """Up to `max_batches` of the oldest pending batches; None when none is pending.
+
+        The batches are read and checked outside any transaction (the CPU-heavy part: on SQLite a
+        write transaction holds the one write lock the request path appends under); then ONE write
+        transaction claims those still pending, writes their rows and stamps them processed. A
+        batch another processor took meanwhile is left out ([] when all were).
+        """
+        with self._db.read() as conn:
+            batches = batch_log.pending(conn, self._max_batches)
+        if not batches:
+            return None
+        checked = check_batches(batches)
         with self._db.write() as conn:
-            batches = batch_log.claim_pending(conn, self._max_batches)
-            if not batches:
+            claimed = batch_log.claim(conn, checked.ids)
+            if not claimed:
                 return []
-            results = process_into(conn, self._cache, batches, self._clock.now_ms())
+            results = write_checked(conn, self._cache, checked.only(claimed), self._clock.now_ms())
             reports = [report for report, _ in results]
             batch_log.mark_processed(conn, reports)
         self.batches_processed += len(reports)
@@ -97,7 +108,7 @@ class LogProcessor:
     def drain(self) -> int:
         """Process until nothing is pending; the number of batches processed."""
         total = 0
-        while reports := self.process_once():
+        while (reports := self.process_once()) is not None:
             total += len(reports)
         return total
 
@@ -110,7 +121,7 @@ class LogProcessor:
                 log.exception("processing logged batches failed; retrying")
                 stop.wait(ERROR_BACKOFF_SECONDS)
                 continue
-            if not done:
+            if done is None:
                 self._wake.wait(self._idle)
                 self._wake.clear()
 

@@ -91,15 +91,22 @@ def _unreadable(batch: LoggedBatch, problem: str) -> _Checked:
     return checked
 
 
-def process_into(
-    conn: Connection,
-    cache: FactsCache,
-    batches: Sequence[LoggedBatch],
-    processed_ms: int,
-    *,
-    decoded: Sequence[Sequence[Any]] | None = None,
-) -> list[tuple[BatchReport, BatchResult]]:
-    """Write the rows of `batches` in the caller's transaction; one (report, result) per batch.
+@dataclass(frozen=True)
+class CheckedBatches:
+    """Batches read and checked (the CPU-heavy part), ready to be written by `write_checked`."""
+
+    items: tuple[_Checked, ...]
+
+    @property
+    def ids(self) -> list[str]:
+        return [item.batch.id for item in self.items]
+
+    def only(self, ids: set[str]) -> CheckedBatches:
+        return CheckedBatches(tuple(item for item in self.items if item.batch.id in ids))
+
+
+def check_batches(batches: Sequence[LoggedBatch], *, decoded: Sequence[Sequence[Any]] | None = None) -> CheckedBatches:
+    """Read and check every event of `batches`; pure (no database), so it runs outside any transaction.
 
     `decoded` passes events already read (sync mode read them to check the body); otherwise each
     batch's stored body is read here.
@@ -115,16 +122,24 @@ def process_into(
             checked.append(_unreadable(batch, str(problem)))
             continue
         checked.append(_check(batch, raw_events))
+    return CheckedBatches(tuple(checked))
+
+
+def write_checked(
+    conn: Connection, cache: FactsCache, checked: CheckedBatches, processed_ms: int
+) -> list[tuple[BatchReport, BatchResult]]:
+    """Classify exposures against the autotunes as this transaction sees them and write every row
+    (three executemany statements whatever the number of batches); one (report, result) per batch."""
     rows = _Rows()
-    exposures = [exposure for item in checked for exposure in item.exposures]
+    exposures = [exposure for item in checked.items for exposure in item.exposures]
     facts = cache.lookup(conn, _wanted(exposures)) if exposures else {}
-    for item in checked:
+    for item in checked.items:
         for exposure in item.exposures:
             rows.add_exposure(exposure, facts.get(exposure.config), item.batch.received_ms)
         for event in item.events:
             rows.add_event(event, item.batch.received_ms)
     rows.write(conn)
-    reports = [_report(item, processed_ms) for item in checked]
+    reports = [_report(item, processed_ms) for item in checked.items]
     for report, result in reports:
         if result.rejected:
             # The batch id goes in `extra` (and the report on its row): the message stays countable.
@@ -137,3 +152,15 @@ def process_into(
                 extra={"batch_id": report.id},
             )
     return reports
+
+
+def process_into(
+    conn: Connection,
+    cache: FactsCache,
+    batches: Sequence[LoggedBatch],
+    processed_ms: int,
+    *,
+    decoded: Sequence[Sequence[Any]] | None = None,
+) -> list[tuple[BatchReport, BatchResult]]:
+    """`check_batches` then `write_checked`, in the caller's transaction."""
+    return write_checked(conn, cache, check_batches(batches, decoded=decoded), processed_ms)
