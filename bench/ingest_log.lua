@@ -23,6 +23,7 @@ end
 function init(args)
   key = os.getenv("LOG_KEY")
   events_per_batch = tonumber(os.getenv("LOG_EVENTS") or "500")
+  pace = tonumber(os.getenv("LOG_DELAY_MS") or "0")
   local file = assert(io.open(os.getenv("LOG_BODIES"), "rb"))
   local data = file:read("*a")
   file:close()
@@ -33,6 +34,11 @@ function init(args)
     pos = pos + 8 + length
   end
   next_body = (id * 7919) % #bodies
+end
+
+-- LOG_DELAY_MS paces each connection (a fixed offered rate, for the sustained-processing run).
+function delay()
+  return pace
 end
 
 function request()

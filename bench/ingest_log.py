@@ -5,13 +5,15 @@ For each database (SQLite always; PostgreSQL with --postgres-url or $OPENAUTOTUN
   transaction per batch (synchronous=FULL on SQLite): `bench/ingest.py`'s `direct`;
 - ack: Debian's `wrk` (bench/ingest_log.lua) posts real gzip batches of 500 SDK events from C
   threads to `openautotune serve` with its processor off: acknowledged (logged, durable) events/s;
-- ack+process: the same with the server's processor on; the lag of each batch (processed - received)
-  is read from `ingest_batches` once the backlog is drained;
-- process: unique batches appended to the log, then drained by the processor in rounds: events/s.
+- ack+process: the same with `openautotune process` running alongside; the lag of each batch
+  (processed - received) is read from `ingest_batches` once the backlog is drained;
+- process: unique batches appended to the log, then drained by the processor in rounds: events/s;
+- sustained: wrk paced (Lua `delay()`) at 80% of that processing rate for --sustain seconds, with
+  `openautotune process` alongside: the lag must stay bounded (p50, p99, max reported).
 With --nats (needs Debian's nats-server): `serve --queue` + `openautotune process --queue`, acknowledged
 events/s and end-to-end lag side by side.
 
-    .venv/bin/python bench/ingest_log.py [--seconds 10] [--connections 16] [--rounds 5] [--nats]
+    .venv/bin/python bench/ingest_log.py [--seconds 10] [--connections 16] [--rounds 5] [--sustain 60] [--nats]
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ def server(database_url: str, *extra: str, env: dict[str, str] | None = None) ->
         yield url
 
 
-def run_wrk(url: str, key: str, bodies: Path, seconds: int, connections: int) -> dict[str, Any]:
+def run_wrk(url: str, key: str, bodies: Path, seconds: int, connections: int, delay_ms: int = 0) -> dict[str, Any]:
     env = {**os.environ, "LOG_KEY": key, "LOG_BODIES": str(bodies), "LOG_EVENTS": str(BATCH)}
+    env["LOG_DELAY_MS"] = str(delay_ms)
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s", "-s", str(LUA), url]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     line = next((x for x in done.stdout.splitlines() if x.startswith("LOG-WRK ")), None)
@@ -158,25 +161,39 @@ def run(name: str, database_url: str, args: argparse.Namespace, tmp: Path) -> No
     with db.write() as conn:  # the ack-only backlog is not part of the next measurements
         conn.execute(ingest_batches_table.delete())
     since = SystemClock().now_ms()
-    with server(database_url) as url:
+    off = {"OPENAUTOTUNE_PROCESSOR_IN_SERVER": "0"}
+    with server(database_url, env=off) as url, spawn("process", "--database-url", database_url):
         both = run_wrk(url, key, bodies, args.seconds, args.connections)
         wait_drained(db)
     lag = lags_since(db, since)
     rates = processing(db, variant_ids, now_ms, args.rounds)
     base = statistics.median(floors)
+    # Sustained: a fixed offered rate of 80% of the measured processing rate, for --sustain seconds.
+    offered = 0.8 * statistics.median(rates)
+    delay_ms = max(1, int(args.connections * 1000 * BATCH / offered))
+    since = SystemClock().now_ms()
+    with server(database_url, env=off) as url, spawn("process", "--database-url", database_url):
+        paced = run_wrk(url, key, bodies, args.sustain, args.connections, delay_ms)
+        wait_drained(db)
+    sustained = lags_since(db, since)
     print(f"{name}: direct floor (500 events/transaction, executemany) {base:9,.0f} ev/s [{_list(floors)}]")
     print(
         f"{name}: HTTP acknowledged, processor off    {ack['rate']:9,.0f} ev/s = {ack['rate'] / base:.2f}x floor"
         f" (wrk -c{args.connections} {args.seconds}s, p50 {ack['latency_p50_ms']} ms, p99 {ack['latency_p99_ms']} ms)"
     )
     print(
-        f"{name}: HTTP acknowledged, processor on     {both['rate']:9,.0f} ev/s = {both['rate'] / base:.2f}x floor;"
+        f"{name}: HTTP ack, `process` alongside     {both['rate']:9,.0f} ev/s = {both['rate'] / base:.2f}x floor;"
         f" lag p50 {lag[0]:.0f} ms, p99 {lag[1]:.0f} ms, max {lag[2]:.0f} ms over {lag[3]} batches"
     )
     print(
         f"{name}: processing unique batches          {statistics.median(rates):9,.0f} ev/s ="
         f" {statistics.median(rates) / base:.2f}x floor (median of {len(rates)} rounds of 60 batches:"
         f" {_list(rates)}; min {min(rates) / base:.2f}x)"
+    )
+    print(
+        f"{name}: sustained {args.sustain}s at a fixed offered rate: {paced['rate']:9,.0f} ev/s acknowledged and"
+        f" processed = {paced['rate'] / base:.2f}x floor; lag p50 {sustained[0]:.0f} ms, p99 {sustained[1]:.0f} ms,"
+        f" max {sustained[2]:.0f} ms over {sustained[3]} batches"
     )
     db.dispose()
 
@@ -231,6 +248,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sustain", type=int, default=60, help="seconds of the paced, sustained run")
     parser.add_argument("--postgres-url", default=os.environ.get("OPENAUTOTUNE_TEST_POSTGRES_URL"))
     parser.add_argument("--nats", action="store_true", help="also the NATS JetStream path")
     parser.add_argument("--only", choices=["sqlite", "postgresql", "nats"], help="one path only")
