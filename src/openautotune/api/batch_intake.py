@@ -19,6 +19,7 @@ In `log` and `queue` mode the answer says the batch is durable, not that its eve
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,11 +27,12 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from openautotune.api.errors import ApiError
 from openautotune.clock import Clock
 from openautotune.service.ingest import BatchResult, FactsCache
 from openautotune.service.ingest.log_processor import append_batches, process_now
 from openautotune.service.ingest.logged import GZIP, PLAIN, new_batch
-from openautotune.service.ingest.nats_queue import NatsPublisher
+from openautotune.service.ingest.nats_queue import NatsError, NatsPublisher, QueueTooLarge
 from openautotune.store.batch_log import LoggedBatch
 from openautotune.store.database import Database
 
@@ -39,6 +41,9 @@ QUEUE = "queue"
 SYNC = "sync"
 MODES = (LOG, SYNC)
 MAX_GROUP = 200  # batches per group commit
+PUBLISH_TIMEOUT_SECONDS = 10.0
+QUEUE_UNAVAILABLE = "The event queue is unavailable; retry later"
+log = logging.getLogger("openautotune.ingest")
 
 Waiter = tuple[LoggedBatch, "asyncio.Future[None]"]
 
@@ -136,10 +141,20 @@ class BatchIntake:
             result = await run_in_threadpool(process_now, self._db, self._cache, batch, events, batch.received_ms)
             return full_answer(result)
         if self.publisher is not None:
-            await self.publisher.publish(batch)
+            await self._publish(self.publisher, batch)
         else:
             await self.appender.append(batch)
         return logged_answer(batch)
+
+    async def _publish(self, publisher: NatsPublisher, batch: LoggedBatch) -> None:
+        """413 for a batch the queue cannot carry; 503 (SDKs retry) when the stream does not ack in time."""
+        try:
+            await asyncio.wait_for(publisher.publish(batch), PUBLISH_TIMEOUT_SECONDS)
+        except QueueTooLarge as too_large:
+            raise ApiError(413, str(too_large)) from None
+        except (TimeoutError, NatsError, OSError):
+            log.warning("Publishing a batch to the queue failed; answered 503", exc_info=True)
+            raise ApiError(503, QUEUE_UNAVAILABLE) from None
 
     async def close(self) -> None:
         if self.publisher is not None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, StorageType, StreamConfig
@@ -35,6 +36,8 @@ from openautotune.store.batch_log import LoggedBatch
 from openautotune.store.database import Database
 
 log = logging.getLogger("openautotune.ingest")
+
+__all__ = ["NatsConsumer", "NatsError", "NatsPublisher", "QueueTooLarge"]
 
 STREAM = "OPENAUTOTUNE_BATCHES"
 SUBJECT = "openautotune.batches"
@@ -53,7 +56,8 @@ class QueueTooLarge(ValueError):
 
 async def _stream(url: str) -> tuple[Client, JetStreamContext]:
     """Connect and make sure the stream exists (file storage, one copy per server in the cluster)."""
-    client = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    servers = [part.strip() for part in url.split(",") if part.strip()]  # a cluster: several URLs
+    client = await nats.connect(servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5)
     stream = client.jetstream()
     try:
         await stream.stream_info(STREAM)
