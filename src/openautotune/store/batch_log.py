@@ -60,14 +60,17 @@ def append(conn: Connection, batches: Sequence[LoggedBatch]) -> None:
     conn.exec_driver_sql(sql, [(b.id, b.received_ms, b.encoding, b.body, b.event_count) for b in batches])
 
 
-def pending(conn: Connection, max_batches: int) -> list[LoggedBatch]:
-    """The oldest pending batches, without locking (read them, check them, then `claim` them)."""
+def pending(conn: Connection, max_batches: int, *, lock: bool = False) -> list[LoggedBatch]:
+    """The oldest pending batches; `lock` (PostgreSQL): locked for this transaction, skipping rows
+    another processor holds. Without it, read them, check them, then `claim` them."""
     query = (
         sa.select(_c.id, _c.received_ms, _c.encoding, _c.body, _c.event_count)
         .where(_c.processed_ms.is_(None))
         .order_by(_c.received_ms, _c.id)
         .limit(max_batches)
     )
+    if lock:
+        query = query.with_for_update(skip_locked=True)
     return [
         LoggedBatch(row.id, int(row.received_ms), row.encoding, bytes(row.body or b""), int(row.event_count))
         for row in conn.execute(query)

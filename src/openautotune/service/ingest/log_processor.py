@@ -3,8 +3,8 @@
 - `append_batches(db, batches)`: one transaction for any number of batches; when it returns they
   are durable (SQLite WAL with synchronous=FULL, PostgreSQL's commit) and may be acknowledged.
 - `process_now(db, cache, batch, events, now)`: sync mode, the batch and its rows in one transaction.
-- `LogProcessor(db, clock).process_once()`: read and check the oldest pending batches, then in ONE
-  transaction claim them, write their rows and stamp them processed; `run(stop)` loops until
+- `LogProcessor(db, clock).process_once()`: take the oldest pending batches, check them, and in ONE
+  transaction write their rows and stamp them processed; `run(stop)` loops until
   `stop` is set. A kill at any point leaves each batch either pending (its rows not written, or written and harmlessly
   rewritten by the next attempt: every row is insert-unless-present) or processed with its rows.
 - `unprocessed_batches(engine)`: (pending batches, oldest receive time), for lag metrics and health.
@@ -17,11 +17,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from openautotune.clock import Clock
 from openautotune.service.ingest.batch import BatchResult, FactsCache
-from openautotune.service.ingest.processor import check_batches, process_into, write_checked
+from openautotune.service.ingest.processor import CheckedBatches, check_batches, process_into, write_checked
 from openautotune.store import batch_log
 from openautotune.store.batch_log import BatchReport, LoggedBatch
 from openautotune.store.database import Database
@@ -82,13 +82,21 @@ class LogProcessor:
         self._wake.set()
 
     def process_once(self) -> list[BatchReport] | None:
-        """Up to `max_batches` of the oldest pending batches; None when none is pending.
+        """Up to `max_batches` of the oldest pending batches; None when none is pending."""
+        if self._db.is_sqlite:
+            return self._process_sqlite()
+        with self._db.write() as conn:
+            # PostgreSQL: lock the batches first (SKIP LOCKED), so concurrent processors check and
+            # write disjoint batches in parallel; other writers are not held up by these row locks.
+            batches = batch_log.pending(conn, self._max_batches, lock=True)
+            if not batches:
+                return None
+            return self._write(conn, check_batches(batches))
 
-        The batches are read and checked outside any transaction (the CPU-heavy part: on SQLite a
-        write transaction holds the one write lock the request path appends under); then ONE write
-        transaction claims those still pending, writes their rows and stamps them processed. A
-        batch another processor took meanwhile is left out ([] when all were).
-        """
+    def _process_sqlite(self) -> list[BatchReport] | None:
+        """SQLite has ONE write lock, which the request path appends under: read and check outside
+        any transaction (the CPU-heavy part), then claim what is still pending and write it. A batch
+        another processor took meanwhile is left out ([] when all were)."""
         with self._db.read() as conn:
             batches = batch_log.pending(conn, self._max_batches)
         if not batches:
@@ -96,11 +104,12 @@ class LogProcessor:
         checked = check_batches(batches)
         with self._db.write() as conn:
             claimed = batch_log.claim(conn, checked.ids)
-            if not claimed:
-                return []
-            results = write_checked(conn, self._cache, checked.only(claimed), self._clock.now_ms())
-            reports = [report for report, _ in results]
-            batch_log.mark_processed(conn, reports)
+            return self._write(conn, checked.only(claimed)) if claimed else []
+
+    def _write(self, conn: Connection, checked: CheckedBatches) -> list[BatchReport]:
+        results = write_checked(conn, self._cache, checked, self._clock.now_ms())
+        reports = [report for report, _ in results]
+        batch_log.mark_processed(conn, reports)
         self.batches_processed += len(reports)
         self.events_processed += sum(report.event_count for report in reports)
         return reports
