@@ -149,7 +149,8 @@ def processing(db: Database, variant_ids: list[str], now_ms: int, rounds: int, p
     return rates
 
 
-def run(name: str, database_url: str, args: argparse.Namespace, tmp: Path) -> None:
+def run(name: str, database_url: str, args: argparse.Namespace, tmp: Path) -> float:
+    """Prints the figures; returns the offered rate of its sustained run (events/s)."""
     db, key, variant_ids = setup(database_url)
     now_ms = SystemClock().now_ms()
     bodies = tmp / f"bodies-{name}.bin"
@@ -196,9 +197,10 @@ def run(name: str, database_url: str, args: argparse.Namespace, tmp: Path) -> No
         f" max {sustained[2]:.0f} ms over {sustained[3]} batches"
     )
     db.dispose()
+    return float(paced["rate"])
 
 
-def run_nats(args: argparse.Namespace, tmp: Path) -> None:
+def run_nats(args: argparse.Namespace, tmp: Path, offered: float) -> None:
     program = shutil.which("nats-server")
     if program is None:
         print("nats-server is not installed: apt-get install -y nats-server")
@@ -223,11 +225,14 @@ def run_nats(args: argparse.Namespace, tmp: Path) -> None:
             spawn("process", "--database-url", database_url, "--queue", queue),
         ):
             result = run_wrk(url, key, bodies, args.seconds, args.connections)
-            expected = result["requests"]
-            deadline = time.monotonic() + 600
-            while lags_since(db, since)[3] < expected and time.monotonic() < deadline:
-                time.sleep(0.2)
-        lag = lags_since(db, since)
+            wait_consumed(db, since, result["requests"])
+            lag = lags_since(db, since)
+            # Paced like the database path's sustained run (the same offered rate), for the lag side by side.
+            since = SystemClock().now_ms()
+            delay_ms = max(1, int(args.connections * 1000 * BATCH / offered))
+            paced = run_wrk(url, key, bodies, args.sustain, args.connections, delay_ms)
+            wait_consumed(db, since, paced["requests"])
+            paced_lag = lags_since(db, since)
     finally:
         nats.terminate()
         nats.wait()
@@ -236,7 +241,19 @@ def run_nats(args: argparse.Namespace, tmp: Path) -> None:
         f" {args.seconds}s, p50 {result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms);"
         f" end-to-end lag p50 {lag[0]:.0f} ms, p99 {lag[1]:.0f} ms, max {lag[2]:.0f} ms over {lag[3]} batches"
     )
+    print(
+        f"NATS (SQLite processor): sustained {args.sustain}s at a fixed offered rate: {paced['rate']:9,.0f} ev/s;"
+        f" end-to-end lag p50 {paced_lag[0]:.0f} ms, p99 {paced_lag[1]:.0f} ms, max {paced_lag[2]:.0f} ms"
+        f" over {paced_lag[3]} batches"
+    )
     db.dispose()
+
+
+def wait_consumed(db: Database, since: int, requests: int, timeout: float = 900.0) -> None:
+    """Until the consumer recorded every batch wrk sent since `since` (those left in flight included)."""
+    deadline = time.monotonic() + timeout
+    while lags_since(db, since)[3] < requests and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _list(values: list[float]) -> str:
@@ -251,19 +268,23 @@ def main() -> None:
     parser.add_argument("--sustain", type=int, default=60, help="seconds of the paced, sustained run")
     parser.add_argument("--postgres-url", default=os.environ.get("OPENAUTOTUNE_TEST_POSTGRES_URL"))
     parser.add_argument("--nats", action="store_true", help="also the NATS JetStream path")
+    parser.add_argument(
+        "--nats-rate", type=float, default=2500.0, help="paced NATS rate (events/s) when SQLite does not run first"
+    )
     parser.add_argument("--only", choices=["sqlite", "postgresql", "nats"], help="one path only")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        offered = args.nats_rate
         if args.only in (None, "sqlite"):
-            run("SQLite", f"sqlite:///{tmp / 'bench.db'}", args, tmp)
+            offered = run("SQLite", f"sqlite:///{tmp / 'bench.db'}", args, tmp)
         if args.postgres_url and args.only in (None, "postgresql"):
             with postgres_schema(args.postgres_url) as url:
                 run("PostgreSQL", url, args, tmp)
         if args.nats or args.only == "nats":
-            run_nats(args, tmp)
+            run_nats(args, tmp, offered)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 This router only authenticates the key and checks the envelope (it decodes: gzip, deflate, zstd,
 br or plain JSON; it is `{"events": [...]}` within the caps); `api.batch_intake` then logs,
-queues or processes the batch, and what each event means is `service.ingest`'s business. The answer is always a JSON
-object: an empty body would make the SDK drop the batch.
+queues or processes the batch, and what each event means is `service.ingest`'s business. The
+answer is always a JSON object: an empty body would make the SDK drop the batch.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class LogEventAnswer(BaseModel):
     batch_id: str | None = None  # log and queue modes: the batch's id; events are checked later
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413, 503)}
 router = APIRouter(tags=["SDK"], responses={200: {"model": LogEventAnswer}, **ERRORS})
 
 # The body is read raw (it may be gzip), so its schema is documented by hand.
