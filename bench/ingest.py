@@ -1,9 +1,9 @@
 """Ingestion throughput: events/second through `POST /v1/log_event` against raw `executemany` writes.
 
 For each database (SQLite always; PostgreSQL with --postgres-url or $OPENAUTOTUNE_TEST_POSTGRES_URL):
-1. a real server (`python -m openautotune serve`, uvicorn) on a loopback port receives gzip batches of
-   500 SDK events (half exposures of a running autotune, half custom events with two ids each), one
-   batch at a time like an SDK, each answered only after its transaction committed;
+1. a real server (`python -m openautotune serve --ingest-mode sync`, uvicorn) on a loopback port
+   receives gzip batches of 500 SDK events (half exposures of a running autotune, half custom events
+   with two ids each), one batch at a time like an SDK, each answered only after its transaction committed;
 2. the baseline writes the same rows (exposures, units, events: what the server wrote for a batch)
    straight into the same tables with the driver's `executemany`, one transaction per batch.
 The ratio HTTP / direct is what the HTTP, gzip, JSON, validation, hashing and dedup layers cost.
@@ -94,7 +94,19 @@ def server(database_url: str) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "OPENAUTOTUNE_LOG_LEVEL": "warning"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "openautotune", "serve", "--port", str(port), "--database-url", database_url],
+        # sync mode: each answer after the batch's rows are committed (log mode: bench/ingest_log.py)
+        [
+            sys.executable,
+            "-m",
+            "openautotune",
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            database_url,
+            "--ingest-mode",
+            "sync",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -36,6 +36,9 @@ class Settings:
     session_idle_minutes: int = 30
     session_max_hours: int = 12
     cors_allowed_origins: str = "*"
+    ingest_mode: str = "log"  # log | sync (docs/ingestion.md)
+    queue_url: str = ""  # nats://host:port: batches go through NATS JetStream
+    processor_in_server: int = 1  # 0: `serve` runs no log processor (run `openautotune process`)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, /, **overrides: Any) -> Settings:
@@ -52,4 +55,5 @@ class Settings:
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["database_url"] = _mask_url(self.database_url)
+        shown["queue_url"] = _mask_url(self.queue_url)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"

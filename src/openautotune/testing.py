@@ -32,11 +32,15 @@ class TestApp:
         return {"STATSIG-API-KEY": self.read_only_key if read_only else self.console_key}
 
 
-def make_test_app(database_url: str, *, now_ms: int = START_MS) -> TestApp:
-    """An app on `database_url` (migrated) with one key of each kind."""
+def make_test_app(database_url: str, *, now_ms: int = START_MS, ingest_mode: str = "sync") -> TestApp:
+    """An app on `database_url` (migrated) with one key of each kind; `ingest_mode="log"` to test the log."""
     clock = FixedClock(now_ms)
     db = Database.from_url(database_url)
-    settings = Settings(database_url=database_url, key_cache_seconds=0.0, specs_refresh_seconds=0.0)
+    # Sync ingestion: a POST to /v1/log_event answers after its rows are written, with the per-event
+    # report, so tests read what they sent at once (the log and queue modes have tests of their own).
+    settings = Settings(
+        database_url=database_url, key_cache_seconds=0.0, specs_refresh_seconds=0.0, ingest_mode=ingest_mode
+    )
     app = create_app(settings, db=db, clock=clock)
 
     def key(kind: KeyKind, read_only: bool = False) -> str:

@@ -83,7 +83,19 @@ class LiveServer:
         process_env.update({"OPENAUTOTUNE_SPECS_REFRESH_SECONDS": "0", "OPENAUTOTUNE_LOG_LEVEL": "warning"})
         process_env.update(env or {})
         process = subprocess.Popen(
-            [sys.executable, "-m", "openautotune", "serve", "--port", str(port), "--database-url", database_url],
+            [
+                sys.executable,
+                "-m",
+                "openautotune",
+                "serve",
+                "--port",
+                str(port),
+                "--database-url",
+                database_url,
+                # Rows are read right after the POST (log mode: tests/e2e/test_ingest_kills.py).
+                "--ingest-mode",
+                "sync",
+            ],
             cwd=ROOT,
             env=process_env,
             stdout=log_file,

@@ -56,7 +56,19 @@ def _server(database_url: str, log: Path) -> Iterator[tuple[str, subprocess.Pope
     env = {**os.environ, "OPENAUTOTUNE_LOG_LEVEL": "warning"}
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "openautotune", "serve", "--port", str(port), "--database-url", database_url],
+            [
+                sys.executable,
+                "-m",
+                "openautotune",
+                "serve",
+                "--port",
+                str(port),
+                "--database-url",
+                database_url,
+                # Rows are read right after the POST (log mode: tests/e2e/test_ingest_kills.py).
+                "--ingest-mode",
+                "sync",
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,

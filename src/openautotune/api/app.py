@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from openautotune import __version__
 from openautotune.api import cmab, console, docs_page, errors, health, results, sdk_client, sdk_events, sdk_specs
 from openautotune.api import metric_sources as metric_sources_api
+from openautotune.api.batch_intake import BatchIntake
 from openautotune.api.cors import SdkCors
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.limits import BodySizeLimit
@@ -42,6 +43,7 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.keys = KeyAuthenticator(db, ttl_seconds=settings.key_cache_seconds)
     app.state.ingest = Ingestor(db, app.state.clock)
+    app.state.batch_intake = BatchIntake(db, app.state.clock, settings.ingest_mode, settings.queue_url)
     app.state.specs = SpecCache(db, settings.specs_refresh_seconds)
     app.state.exposure_batcher = ExposureBatcher(app.state.ingest)
     app.state.contextual = cmab.ContextualDeciders(db)

@@ -1,8 +1,9 @@
 """`POST /v1/log_event` and `POST /v1/rgstr`: SDK event batches (sdk-protocol.md, docs/ingestion.md).
 
-This router only unwraps the envelope (gzip or plain JSON, `{"events": [...]}`) and authenticates
-the key; what each event means is `service.ingest`'s business. The answer is always a JSON
-object: an empty body would make the SDK drop the batch.
+This router only authenticates the key and checks the envelope (it decodes: gzip, deflate, zstd,
+br or plain JSON; it is `{"events": [...]}` within the caps); `api.batch_intake` then logs,
+queues or processes the batch, and what each event means is `service.ingest`'s business. The
+answer is always a JSON object: an empty body would make the SDK drop the batch.
 """
 
 from __future__ import annotations
@@ -10,17 +11,16 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from openautotune.api.auth import SERVER_OR_CLIENT, require_sdk_key
+from openautotune.api.batch_intake import BatchIntake
 from openautotune.api.body_encodings import decode_other
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
-from openautotune.service.ingest import BatchResult, Ingestor
 from openautotune.service.ingest.envelope import BadEnvelope, read_events
 from openautotune.service.ingest.parse import MAX_NAME, MAX_VALUE
 from openautotune.service.keys import CONSOLE_HEADER
@@ -37,9 +37,10 @@ class LogEventAnswer(BaseModel):
     rejected: list[RejectedEvent]
     ignored: int
     dropped: dict[str, int]
+    batch_id: str | None = None  # log and queue modes: the batch's id; events are checked later
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413, 503)}
 router = APIRouter(tags=["SDK"], responses={200: {"model": LogEventAnswer}, **ERRORS})
 
 # The body is read raw (it may be gzip), so its schema is documented by hand.
@@ -96,9 +97,14 @@ def _inflate(data: bytes, wbits: int) -> bytes:
     return bytes(out)
 
 
+def is_gzip(body: bytes, content_encoding: str | None) -> bool:
+    encoding = (content_encoding or "").strip().lower()
+    return encoding in ("gzip", "x-gzip") or (encoding in ("", "identity") and body.startswith(GZIP_MAGIC))
+
+
 def decode_body(body: bytes, content_encoding: str | None) -> bytes:
     encoding = (content_encoding or "").strip().lower()
-    if encoding in ("gzip", "x-gzip") or (encoding in ("", "identity") and body.startswith(GZIP_MAGIC)):
+    if is_gzip(body, content_encoding):
         return _inflate(body, zlib.MAX_WBITS | 16)
     if encoding == "deflate":
         return _inflate(body, zlib.MAX_WBITS)
@@ -115,19 +121,12 @@ def parse_envelope(raw: bytes) -> list[Any]:
         raise ApiError(bad.status, bad.message) from None
 
 
-def _answer(result: BatchResult) -> Response:
-    body = {
-        "success": True,
-        "accepted": result.accepted,
-        "rejected": [{"index": item.index, "reason": item.reason} for item in result.rejected],
-        "ignored": result.ignored,
-        "dropped": result.dropped,
-    }
-    return Response(orjson.dumps(body), status_code=200, media_type="application/json")
-
-
-def _ingest(ingestor: Ingestor, body: bytes, content_encoding: str | None) -> BatchResult:
-    return ingestor.ingest(parse_envelope(decode_body(body, content_encoding)))
+def check_body(body: bytes, content_encoding: str | None) -> tuple[bytes, bool, list[Any]]:
+    """(the bytes to keep, whether they are gzip, the events): gzip is kept as received, others decoded."""
+    decoded = decode_body(body, content_encoding)
+    events = parse_envelope(decoded)
+    gzip = is_gzip(body, content_encoding)
+    return (body if gzip else decoded), gzip, events
 
 
 def _authorize(request: Request) -> None:
@@ -140,10 +139,10 @@ def _authorize(request: Request) -> None:
 async def _log_event(request: Request) -> Response:
     _authorize(request)
     body = await request.body()
-    ingestor: Ingestor = request.app.state.ingest
-    # Decompressing, parsing and writing all block: keep them off the event loop.
-    result = await run_in_threadpool(_ingest, ingestor, body, request.headers.get("content-encoding"))
-    return _answer(result)
+    intake: BatchIntake = request.app.state.batch_intake
+    # Decompressing and parsing block: keep them off the event loop.
+    kept, gzip, events = await run_in_threadpool(check_body, body, request.headers.get("content-encoding"))
+    return await intake.take(kept, gzip, events)
 
 
 @router.post(

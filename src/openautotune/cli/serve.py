@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import errno
 import socket
-from typing import Annotated
+import threading
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,7 +14,11 @@ from openautotune.cli.common import DatabaseUrl, err, load_settings, open_databa
 from openautotune.clock import SystemClock
 from openautotune.domain.keys import KeyKind
 from openautotune.service import keys as key_service
+from openautotune.settings import Settings
 from openautotune.store.database import Database
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def _print_first_keys(db: Database) -> None:
@@ -47,11 +52,25 @@ def serve(
     update_interval: Annotated[
         int | None, typer.Option("--update-interval", help="Seconds between scheduled engine updates (default 3600)")
     ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option("--queue", help="nats://host:port: publish SDK batches to NATS JetStream (default none)"),
+    ] = None,
+    ingest_mode: Annotated[
+        str | None, typer.Option("--ingest-mode", help="log (default) or sync: see docs/ingestion.md")
+    ] = None,
 ) -> None:
     """Run the HTTP server (Console API, SDK endpoints, dashboard)."""
     from openautotune.engine.scheduler import MIN_INTERVAL_SECONDS, Scheduler
 
-    settings = load_settings(database_url, host=host, port=port, update_interval_seconds=update_interval)
+    settings = load_settings(
+        database_url,
+        host=host,
+        port=port,
+        update_interval_seconds=update_interval,
+        queue_url=queue,
+        ingest_mode=ingest_mode,
+    )
     if settings.update_interval_seconds < MIN_INTERVAL_SECONDS:
         err.print(f"--update-interval must be at least {MIN_INTERVAL_SECONDS} seconds")
         raise typer.Exit(2)
@@ -67,21 +86,41 @@ def serve(
     _limit_blas_threads(settings.blas_threads)
     db = open_database(settings)
     _print_first_keys(db)
-    application = create_app(settings, db=db, run_migrations=False)
+    try:
+        application = create_app(settings, db=db, run_migrations=False)
+    except ValueError as bad:  # an ingest mode or queue URL that cannot be used
+        err.print(str(bad), soft_wrap=True)
+        raise typer.Exit(2) from None
     _show_engine_log(settings.log_level)
     # The first round waits a moment: it imports the engine (numpy, scipy) in its own thread, which
     # would otherwise compete with the first requests for the interpreter.
     scheduler = Scheduler(db, SystemClock(), settings.update_interval_seconds, first_delay_seconds=SCHEDULER_DELAY)
     scheduler.start()
+    stop_processing = start_log_processor(application, db, settings)
     config = uvicorn.Config(application, log_level=settings.log_level)
     try:
         uvicorn.Server(config).run(sockets=[listening])
     finally:
+        stop_processing.set()
         scheduler.stop()
         listening.close()
 
 
 SCHEDULER_DELAY = 5.0
+
+
+def start_log_processor(application: FastAPI, db: Database, settings: Settings) -> threading.Event:
+    """In `log` mode, the processor runs in the server (a thread, woken by each append); the
+    returned event stops it. With a queue, processors are `openautotune process --queue` instead."""
+    from openautotune.service.ingest.log_processor import LogProcessor
+
+    stop = threading.Event()
+    if settings.queue_url or settings.ingest_mode != "log" or not settings.processor_in_server:
+        return stop
+    processor = LogProcessor(db, SystemClock())
+    application.state.batch_intake.appender.on_appended = processor.wake
+    processor.start(stop)
+    return stop
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -26,6 +26,7 @@ from openautotune.domain import lifecycle
 from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
 from openautotune.domain.autotune import Actor, Allocation, Autotune, Definition, Stage, Status
 from openautotune.engine import metric_source_step
+from openautotune.engine.ingest_lag import DEFAULT_WAIT_SECONDS, wait_for_ingest
 from openautotune.stats import (
     DEFAULT_ESTIMATOR,
     DEFAULT_WINNER_RULE,
@@ -182,10 +183,17 @@ def update_autotune(
 
 
 def update_running(
-    db: Database, clock: Clock, as_of_ms: int | None = None, *, owner: str | None = None
+    db: Database,
+    clock: Clock,
+    as_of_ms: int | None = None,
+    *,
+    owner: str | None = None,
+    ingest_wait_seconds: float = DEFAULT_WAIT_SECONDS,
 ) -> list[UpdateOutcome]:
-    """Update every running autotune at `as_of_ms` (default: the clock's now)."""
+    """Update every running autotune at `as_of_ms` (default: the clock's now), once the batches
+    logged before it are processed (or `ingest_wait_seconds` passed: engine/ingest_lag.py)."""
     at = clock.now_ms() if as_of_ms is None else as_of_ms
+    wait_for_ingest(db, at, ingest_wait_seconds)
     with db.read() as conn:
         ids = autotune_store.running_ids(conn)
     outcomes = []

@@ -3,6 +3,7 @@
 from openautotune.store import (
     audit,
     autotunes,
+    batch_log_table,
     contextual,
     dashboard_sessions,
     ingest_tables,
@@ -17,6 +18,7 @@ from openautotune.store.metadata import metadata
 __all__ = [
     "audit",
     "autotunes",
+    "batch_log_table",
     "contextual",
     "dashboard_sessions",
     "ingest_tables",

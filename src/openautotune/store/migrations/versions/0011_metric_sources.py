@@ -1,7 +1,7 @@
 """metric sources: named SQL sources of success data, their connection URLs sealed (docs/metric-sources.md)
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0009
 """
 
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0011'
-down_revision = '0006'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
