@@ -36,6 +36,9 @@ class Settings:
     session_idle_minutes: int = 30
     session_max_hours: int = 12
     cors_allowed_origins: str = "*"
+    workers: int = 0  # 0: one server process per core (`serve --workers`)
+    leader_retry_seconds: float = 2.0
+    health_max_ingest_lag_seconds: float = 300.0  # 0: the ingest lag never makes /health unhealthy
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, /, **overrides: Any) -> Settings:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from openautotune import __version__
+from openautotune import __version__, metrics
 from openautotune.api import cmab, console, docs_page, errors, health, results, sdk_client, sdk_events, sdk_specs
+from openautotune.api import metrics as metrics_api
 from openautotune.api.cors import SdkCors
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.limits import BodySizeLimit
@@ -42,6 +43,9 @@ def create_app(
     app.state.keys = KeyAuthenticator(db, ttl_seconds=settings.key_cache_seconds)
     app.state.ingest = Ingestor(db, app.state.clock)
     app.state.specs = SpecCache(db, settings.specs_refresh_seconds)
+    app.state.specs.on_check = metrics.spec_checked
+    # `/metrics` and `/health` read the ingest lag here; the processor sets `.provider` (docs/operations.md).
+    app.state.ingest_lag = metrics.IngestLagProbe()
     app.state.exposure_batcher = ExposureBatcher(app.state.ingest)
     app.state.contextual = cmab.ContextualDeciders(db)
     errors.install(app)
@@ -54,8 +58,10 @@ def create_app(
     app.include_router(sdk_specs.router)
     app.include_router(cmab.router)
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.include_router(web_router.router)
     app.add_middleware(BodySizeLimit)
     # Outermost, so that even a 413 reaches the page readable (browser SDK paths only).
     app.add_middleware(SdkCors, allowed_origins=settings.cors_allowed_origins, keys=app.state.keys)
+    app.add_middleware(metrics_api.RequestMetrics)  # outermost: counts every answer, 413s and preflights too
     return app

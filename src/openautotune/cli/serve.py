@@ -1,18 +1,24 @@
-"""`openautotune serve`: the HTTP server (Console API, SDK endpoints, dashboard) and the update scheduler."""
+"""`openautotune serve`: the HTTP server (Console API, SDK endpoints, dashboard) and the update scheduler.
+
+`--workers N` forks N server processes on the one port (`cli.workers`); in every process a runner tries
+the leader lock, and the one that holds it runs the scheduler (`cli.background`)."""
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from openautotune.cli import workers as workers_cli
 from openautotune.cli.common import DatabaseUrl, err, load_settings, open_database
 from openautotune.clock import SystemClock
 from openautotune.domain.keys import KeyKind
 from openautotune.service import keys as key_service
+from openautotune.settings import Settings
 from openautotune.store.database import Database
 
 
@@ -47,41 +53,79 @@ def serve(
     update_interval: Annotated[
         int | None, typer.Option("--update-interval", help="Seconds between scheduled engine updates (default 3600)")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", help="Server processes on the port (default: one per core; 1 runs all in this process)"
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP server (Console API, SDK endpoints, dashboard)."""
-    from openautotune.engine.scheduler import MIN_INTERVAL_SECONDS, Scheduler
+    from openautotune.engine.scheduler import MIN_INTERVAL_SECONDS
 
-    settings = load_settings(database_url, host=host, port=port, update_interval_seconds=update_interval)
+    settings = load_settings(
+        database_url, host=host, port=port, update_interval_seconds=update_interval, workers=workers
+    )
     if settings.update_interval_seconds < MIN_INTERVAL_SECONDS:
         err.print(f"--update-interval must be at least {MIN_INTERVAL_SECONDS} seconds")
         raise typer.Exit(2)
+    if settings.workers < 0:
+        err.print("--workers must be 1 or more (0: one per core)")
+        raise typer.Exit(2)
+    count = settings.workers or os.cpu_count() or 1
+    # Before anything imports prometheus_client: its workers must write their metrics to shared files.
+    metrics_dir = workers_cli.prepare_metrics_dir() if count > 1 else None
     # The port first: a taken port is said at once, and requests sent while the app loads wait in the
     # socket's backlog instead of being refused.
     listening = _listen(settings.host, settings.port)
-    import uvicorn
+    try:
+        _run(settings, listening, count)
+    finally:
+        listening.close()
+        workers_cli.remove_metrics_dir(metrics_dir)
 
+
+def _run(settings: Settings, listening: socket.socket, count: int) -> None:
     from openautotune.api import log_redaction
-    from openautotune.api.app import create_app
+    from openautotune.api.app import create_app  # noqa: F401 - imported once here, before any fork
 
     log_redaction.install()  # keys out of access and exception logs (docs/security.md)
     _limit_blas_threads(settings.blas_threads)
     db = open_database(settings)
     _print_first_keys(db)
-    application = create_app(settings, db=db, run_migrations=False)
     _show_engine_log(settings.log_level)
-    # The first round waits a moment: it imports the engine (numpy, scipy) in its own thread, which
-    # would otherwise compete with the first requests for the interpreter.
-    scheduler = Scheduler(db, SystemClock(), settings.update_interval_seconds, first_delay_seconds=SCHEDULER_DELAY)
-    scheduler.start()
+    if count == 1:
+        _serve_process(settings, listening, db)
+        return
+    from prometheus_client import multiprocess
+
+    db.dispose()  # no connection may be shared by the forked workers: each opens its own
+    err.print(f"openautotune: {count} worker processes", soft_wrap=True)
+    supervisor = workers_cli.Supervisor(
+        count, lambda: _serve_process(settings, listening, None), on_exit=multiprocess.mark_process_dead
+    )
+    status = supervisor.run()
+    if status:
+        raise typer.Exit(status)
+
+
+def _serve_process(settings: Settings, listening: socket.socket, db: Database | None) -> None:
+    """One server process: the app on the shared socket, and a try for the leader lock."""
+    import uvicorn
+
+    from openautotune.api.app import create_app
+    from openautotune.cli.background import background_runner
+
+    db = db or Database.from_url(settings.database_url)
+    application = create_app(settings, db=db, run_migrations=False)
+    runner = background_runner(db, settings)
+    runner.start()
     config = uvicorn.Config(application, log_level=settings.log_level)
     try:
         uvicorn.Server(config).run(sockets=[listening])
     finally:
-        scheduler.stop()
-        listening.close()
-
-
-SCHEDULER_DELAY = 5.0
+        runner.stop()
+        db.dispose()
 
 
 def _listen(host: str, port: int) -> socket.socket:
