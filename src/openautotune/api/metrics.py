@@ -16,6 +16,8 @@ Expose it only where your Prometheus scrapes from (docs/operations.md).
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import time
 from collections.abc import Iterable
@@ -33,6 +35,7 @@ from openautotune import metrics
 from openautotune.metrics import IngestLagProbe
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger("openautotune.api")
 router = APIRouter(tags=["Operations"])
 
 
@@ -75,7 +78,11 @@ def _spec_cache_age(collected: list[Metric], now: float) -> float:
 def render(probe: IngestLagProbe) -> bytes:
     """The whole exposition text (reads files and maybe the database: call from a worker thread)."""
     collected = _every_worker()
-    batches, seconds = probe.read()
+    try:
+        batches, seconds = probe.read()
+    except Exception:  # one unreadable figure must not cost the scrape all the others
+        log.exception("/metrics: the ingest lag cannot be read")
+        batches, seconds = math.nan, math.nan
     derived: list[Metric] = [
         GaugeMetricFamily(
             "openautotune_ingest_lag_batches", "Received event batches not processed yet.", value=batches
