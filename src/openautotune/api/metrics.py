@@ -78,6 +78,8 @@ def _spec_cache_age(collected: list[Metric], now: float) -> float:
 def render(probe: IngestLagProbe) -> bytes:
     """The whole exposition text (reads files and maybe the database: call from a worker thread)."""
     collected = _every_worker()
+    batches: float
+    seconds: float
     try:
         batches, seconds = probe.read()
     except Exception:  # one unreadable figure must not cost the scrape all the others
