@@ -16,6 +16,7 @@ restartable.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Protocol
@@ -123,7 +124,9 @@ class LeaderRunner:
     def _lead(self) -> None:
         self._leading = True
         self.terms += 1
-        log.info("this process leads (%r lock): running %s", self._lock.name, ", ".join(self._factories) or "nothing")
+        log.info(
+            "process %d leads (%r lock): running %s", os.getpid(), self._lock.name, ", ".join(self._factories) or "-"
+        )
         for name, factory in self._factories.items():
             try:
                 loop = factory()

@@ -153,12 +153,14 @@ def _url_host(host: str) -> str:
 
 
 def _show_engine_log(level: str) -> None:
-    """Scheduled updates log one line per autotune; show them next to uvicorn's own lines."""
+    """Scheduled updates log one line per autotune, and the leader lock each change of leader; show them
+    next to uvicorn's own lines."""
     import logging
 
-    engine_log = logging.getLogger("openautotune.engine")
-    if not engine_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     engine: %(message)s"))
-        engine_log.addHandler(handler)
-    engine_log.setLevel(level.upper())
+    for name, tag in (("openautotune.engine", "engine"), ("openautotune.leader", "leader")):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter(f"%(levelname)s:     {tag}: %(message)s"))
+            logger.addHandler(handler)
+        logger.setLevel(level.upper())
