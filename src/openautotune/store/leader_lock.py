@@ -28,6 +28,8 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from openautotune.store.write_gate import sqlite_file
+
 log = logging.getLogger("openautotune.leader")
 
 
@@ -170,20 +172,13 @@ class ProcessLock:
             self._lock.release()
 
 
-def _sqlite_file(engine: Engine) -> str | None:
-    database = engine.url.database
-    if not database or database == ":memory:" or "mode=memory" in str(engine.url):
-        return None
-    return database.removeprefix("file:").split("?", 1)[0]
-
-
 def leader_lock(engine: Engine, name: str) -> LeaderLock:
     """The lock named `name` on this engine's database."""
     if engine.dialect.name == "postgresql":
         return AdvisoryLock(engine, name)
     if engine.dialect.name != "sqlite":
         raise ValueError(f"no leader lock for {engine.dialect.name}")
-    path = _sqlite_file(engine)
+    path = sqlite_file(engine)
     if path is None:
         return ProcessLock(name)
     return FileLock(f"{path}-{name}.lock", name)
