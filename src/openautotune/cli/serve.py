@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from openautotune.domain.keys import KeyKind
 from openautotune.service import keys as key_service
 from openautotune.settings import Settings
 from openautotune.store.database import Database
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def _print_first_keys(db: Database) -> None:
@@ -86,41 +89,43 @@ def serve(
 
 
 def _run(settings: Settings, listening: socket.socket, count: int) -> None:
+    import uvicorn
+
     from openautotune.api import log_redaction
-    from openautotune.api.app import create_app  # noqa: F401 - imported once here, before any fork
+    from openautotune.api.app import create_app
 
     log_redaction.install()  # keys out of access and exception logs (docs/security.md)
     _limit_blas_threads(settings.blas_threads)
     db = open_database(settings)
     _print_first_keys(db)
     _show_engine_log(settings.log_level)
+    # The app and uvicorn's protocol classes are made here, once: forked workers inherit them ready
+    # (like gunicorn's preload), so N workers start as fast as one.
+    config = uvicorn.Config(create_app(settings, db=db, run_migrations=False), log_level=settings.log_level)
+    config.load()
     if count == 1:
-        _serve_process(settings, listening, db)
+        _serve_process(config, listening, db, settings)
         return
     from prometheus_client import multiprocess
 
-    db.dispose()  # no connection may be shared by the forked workers: each opens its own
+    db.dispose()  # no open connection may be inherited by the workers: each opens its own
     err.print(f"openautotune: {count} worker processes", soft_wrap=True)
     supervisor = workers_cli.Supervisor(
-        count, lambda: _serve_process(settings, listening, None), on_exit=multiprocess.mark_process_dead
+        count, lambda: _serve_process(config, listening, db, settings), on_exit=multiprocess.mark_process_dead
     )
     status = supervisor.run()
     if status:
         raise typer.Exit(status)
 
 
-def _serve_process(settings: Settings, listening: socket.socket, db: Database | None) -> None:
-    """One server process: the app on the shared socket, and a try for the leader lock."""
+def _serve_process(config: uvicorn.Config, listening: socket.socket, db: Database, settings: Settings) -> None:
+    """One server process: the app on the shared socket, and a runner trying the leader lock."""
     import uvicorn
 
-    from openautotune.api.app import create_app
     from openautotune.cli.background import background_runner
 
-    db = db or Database.from_url(settings.database_url)
-    application = create_app(settings, db=db, run_migrations=False)
     runner = background_runner(db, settings)
     runner.start()
-    config = uvicorn.Config(application, log_level=settings.log_level)
     try:
         uvicorn.Server(config).run(sockets=[listening])
     finally:
