@@ -96,30 +96,35 @@ def test_a_killed_leader_is_replaced_and_metrics_combine_every_worker(url: str) 
 
 def test_two_processes_never_run_the_same_update(url: str) -> None:
     """A worker pair and a replica on one database: one scheduler round, not three."""
-    server = LiveServer.start(url, workers=2, env=FAST_LEADER)
-    replica = LiveServer.start(url, workers=1, env=FAST_LEADER)
+    # The autotune exists before the servers start, so whichever process leads updates it in its first
+    # round (5 s after it takes the lock), however slowly the others start.
+    setup = LiveServer.start(url, workers=1)
     try:
-        with server.console() as console:
+        with setup.console() as console:
             created = console.post("/console/v1/autotunes", json=body(name="once"))
             assert created.status_code == 201, created.text
             autotune_id = created.json()["data"]["id"]
             assert console.put(f"/console/v1/autotunes/{autotune_id}/start").status_code == 200
+    finally:
+        setup.stop()
 
-        def recorded() -> int:
-            with server.db.read() as conn:
-                return int(
-                    conn.execute(
-                        sa.select(sa.func.count()).where(updates.updates_table.c.autotune_id == autotune_id)
-                    ).scalar_one()
-                )
+    def recorded() -> int:
+        with setup.db.engine.connect() as conn:
+            query = sa.select(sa.func.count()).where(updates.updates_table.c.autotune_id == autotune_id)
+            return int(conn.execute(query).scalar_one())
 
-        wait_for(lambda: recorded() >= 1, seconds=30, what="the first scheduled update")
-        time.sleep(3.0)  # every other process's scheduler would have run its first round by now
-        assert recorded() == 1
+    before = recorded()  # the set-up server's own scheduler may have had its round
+    server = LiveServer.start(url, workers=2, env=FAST_LEADER)
+    replica = LiveServer.start(url, workers=1, env=FAST_LEADER)
+    try:
+        wait_for(lambda: recorded() > before, seconds=90, what="the first scheduled update")
+        time.sleep(8.0)  # without the lock, every other process's scheduler would have had its first round
+        assert recorded() == before + 1
         assert len(leaders(server, replica)) == 1
     finally:
         replica.stop()
         server.stop()
+        setup.db.dispose()  # `recorded` opened connections after the set-up server stopped
 
 
 def test_a_change_through_one_worker_is_served_by_every_worker_within_the_refresh(url: str) -> None:

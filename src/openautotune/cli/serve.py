@@ -80,15 +80,16 @@ def serve(
     metrics_dir = workers_cli.prepare_metrics_dir() if count > 1 else None
     # The port first: a taken port is said at once, and requests sent while the app loads wait in the
     # socket's backlog instead of being refused.
-    listening = _listen(settings.host, settings.port)
+    listening = _listen(settings.host, settings.port, count)
     try:
         _run(settings, listening, count)
     finally:
-        listening.close()
+        for each in listening:
+            each.close()
         workers_cli.remove_metrics_dir(metrics_dir)
 
 
-def _run(settings: Settings, listening: socket.socket, count: int) -> None:
+def _run(settings: Settings, listening: list[socket.socket], count: int) -> None:
     import uvicorn
 
     from openautotune.api import log_redaction
@@ -104,14 +105,16 @@ def _run(settings: Settings, listening: socket.socket, count: int) -> None:
     config = uvicorn.Config(create_app(settings, db=db, run_migrations=False), log_level=settings.log_level)
     config.load()
     if count == 1:
-        _serve_process(config, listening, db, settings)
+        _serve_process(config, listening[0], db, settings)
         return
     from prometheus_client import multiprocess
 
     db.dispose()  # no open connection may be inherited by the workers: each opens its own
     err.print(f"openautotune: {count} worker processes", soft_wrap=True)
     supervisor = workers_cli.Supervisor(
-        count, lambda: _serve_process(config, listening, db, settings), on_exit=multiprocess.mark_process_dead
+        count,
+        lambda index: _serve_process(config, listening[index], db, settings),
+        on_exit=multiprocess.mark_process_dead,
     )
     status = supervisor.run()
     if status:
@@ -133,24 +136,45 @@ def _serve_process(config: uvicorn.Config, listening: socket.socket, db: Databas
         db.dispose()
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port, or a clear message and exit 1 when it cannot be had."""
-    listening: socket.socket | None = None
+def _listen(host: str, port: int, count: int) -> list[socket.socket]:
+    """One listening socket on host:port per worker, or a clear message and exit 1 when the port cannot
+    be had.
+
+    Several workers get one SO_REUSEPORT socket each, all made here and kept open by `serve`: the
+    kernel spreads new connections over them. With one shared socket, the first worker to wake
+    accepted a whole burst of keep-alive connections (wrk's 16 went 16/0, 14/2, 11/5), leaving the
+    other worker idle. A worker that dies leaves its socket open here, so the connections queued on
+    it wait for its replacement instead of being reset.
+    """
+    made: list[socket.socket] = []
     try:
         family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        listening = socket.socket(family, kind, protocol)
-        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listening.bind(address)
-        listening.listen(2048)
+        first = socket.socket(family, kind, protocol)
+        made.append(first)
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Bound without SO_REUSEPORT first: a port held by anyone, another `serve --workers` too, is refused.
+        first.bind(address)
+        if count > 1:
+            address = first.getsockname()  # the port chosen, should it be 0
+            first.close()
+            made.clear()
+            for _ in range(count):
+                each = socket.socket(family, kind, protocol)
+                made.append(each)
+                each.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                each.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                each.bind(address)
+        for each in made:
+            each.listen(2048)
     except OSError as error:
-        if listening is not None:
-            listening.close()
+        for each in made:
+            each.close()
         taken = error.errno == errno.EADDRINUSE
         reason = "is already in use (another `openautotune serve`?)" if taken else f"cannot be used: {error}"
         err.print(f"{host}:{port} {reason}. Choose another with --port or OPENAUTOTUNE_PORT.", soft_wrap=True)
         raise typer.Exit(1) from None
     err.print(f"openautotune listening on http://{_url_host(host)}:{port}", soft_wrap=True)
-    return listening
+    return made
 
 
 def _url_host(host: str) -> str:

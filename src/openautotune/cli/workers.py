@@ -1,14 +1,11 @@
-"""`serve --workers N`: N server processes on one listening socket, forked from a small supervisor.
+"""`serve --workers N`: N server processes on one port, forked from a small supervisor.
 
-Why pre-fork, not uvicorn's `workers=` nor one SO_REUSEPORT socket per process:
-- `serve` binds the port first (a taken port is said at once; early requests wait in the backlog) and
-  imports the app before forking, so every worker starts at once, sharing the parent's loaded modules
-  copy-on-write. uvicorn's own multi-process mode spawns fresh interpreters that import everything
-  again (about a second each, all at once on a busy machine) and needs the app as an import string.
-- The workers share the parent's one socket, so there is one accept queue: a connection waits for
-  whichever worker is free first, and a worker that dies loses no queued connection. With
-  SO_REUSEPORT each worker gets its own queue, filled by a hash whatever the worker's load, and the
-  connections queued on a dying worker are reset.
+Why pre-fork, not uvicorn's own `workers=`: `serve` binds the port first (a taken port is said at once;
+early requests wait in the backlog) and builds the app before forking, so every worker starts at once,
+sharing the parent's loaded modules copy-on-write. uvicorn's multi-process mode spawns fresh
+interpreters that import everything again (about a second each, all at once on a busy machine) and
+needs the app as an import string. Each worker gets a listening socket of its own on the same port
+(SO_REUSEPORT; `cli.serve._listen` says why).
 
 The supervisor only forks, restarts a worker that dies (unless workers keep dying at once: then it
 stops, as a bad setting would make every restart fail), and on SIGTERM or SIGINT stops them all.
@@ -67,11 +64,11 @@ def _die_with_parent(parent: int) -> None:
 class Supervisor:
     """Forks `count` workers that each run `serve_one`, and keeps that many running until told to stop."""
 
-    def __init__(self, count: int, serve_one: Callable[[], None], on_exit: Callable[[int], None]) -> None:
+    def __init__(self, count: int, serve_one: Callable[[int], None], on_exit: Callable[[int], None]) -> None:
         self._count = count
-        self._serve_one = serve_one
+        self._serve_one = serve_one  # with the worker's index (0 to count - 1; a replacement keeps it)
         self._on_exit = on_exit  # with the pid of each worker that ended
-        self._workers: dict[int, float] = {}  # pid -> start time
+        self._workers: dict[int, tuple[int, float]] = {}  # pid -> (index, start time)
         self._stopping = False
         self._quick_deaths = 0
 
@@ -79,8 +76,8 @@ class Supervisor:
         """Until SIGTERM or SIGINT; returns the exit status for `serve`."""
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            for _ in range(self._count):
-                self._fork()
+            for index in range(self._count):
+                self._fork(index)
             return self._watch()
         finally:
             self._shutdown()
@@ -90,7 +87,7 @@ class Supervisor:
     def _stop(self, _signum: int, _frame: object) -> None:
         self._stopping = True
 
-    def _fork(self) -> None:
+    def _fork(self, index: int) -> None:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: never returns into the supervisor's code
@@ -99,7 +96,7 @@ class Supervisor:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)  # uvicorn installs its own
                 _die_with_parent(parent)
-                self._serve_one()
+                self._serve_one(index)
             except BaseException:
                 traceback.print_exc()
                 status = 1
@@ -107,7 +104,7 @@ class Supervisor:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(status)
-        self._workers[pid] = time.monotonic()
+        self._workers[pid] = (index, time.monotonic())
 
     def _watch(self) -> int:
         while not self._stopping:
@@ -118,16 +115,17 @@ class Supervisor:
             if pid == 0:
                 time.sleep(0.2)  # a signal wakes it early
                 continue
-            started = self._workers.pop(pid, None)
+            worker = self._workers.pop(pid, None)
             self._on_exit(pid)
-            if started is None or self._stopping:
+            if worker is None or self._stopping:
                 continue
+            index, started = worker
             self._quick_deaths = self._quick_deaths + 1 if time.monotonic() - started < QUICK_DEATH_SECONDS else 0
             if self._quick_deaths >= QUICK_DEATHS_TO_GIVE_UP:
                 err.print(f"workers keep exiting at start (last status {status}); stopping. See the log above.")
                 return 1
             err.print(f"worker {pid} exited (status {status}); starting another")
-            self._fork()
+            self._fork(index)
         return 0
 
     def _shutdown(self) -> None:
