@@ -12,7 +12,8 @@ time; the idle one costs nothing), Debian's `wrk` (2 threads) measures:
    plus one durable exposure row each);
 2. acknowledged events/s of `POST /v1/log_event`: gzip batches of `2 x --users` SDK events (an exposure
    and a `click` per user, new users in every batch), built by bench/soak.lua as the legacy SDK posts.
-Each figure is the median of its rounds; the script prints the ratios (goal >= 1.6x on 2 cores) and the
+A one-second run of each, not counted, warms every worker up first. Each figure is the median of its
+rounds; the script prints the ratios (goal >= 1.6x on 2 cores) and the
 load average before and after, since the machine may be shared.
 """
 
@@ -86,6 +87,18 @@ def get_config_rate(server: LiveServer, config: str, seconds: int, connections: 
     return float(match.group(1))
 
 
+def specs_rate(server: LiveServer, seconds: int, connections: int) -> float:
+    """GET of the v1 specs (cached bytes, no write): the reference for a path that only needs CPU."""
+    url = f"{server.url}/v1/download_config_specs/{server.server_key}.json"
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in output:
+        raise RuntimeError(f"wrk saw errors:\n{output}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    assert match is not None, output
+    return float(match.group(1))
+
+
 def ingest_rate(
     server: LiveServer, config: str, rules: list[str], version: int, args: argparse.Namespace, prefix: str
 ) -> float:
@@ -136,12 +149,21 @@ def main() -> None:
             server = LiveServer.start(url, env=env, workers=workers)
             stack.callback(server.stop)
             servers[workers] = (server, prepare(server))
+        # Warm-up, not counted: each worker renders its specs and loads its code paths on first use.
+        for workers, (server, (config, rules, version)) in servers.items():
+            get_config_rate(server, config, 1, args.connections, "warm-")
+            specs_rate(server, 1, args.connections)
+            ingest_rate(server, config, rules, version, argparse.Namespace(**{**vars(args), "seconds": 1}), "warm-")
         load_before = os.getloadavg()
         for round_number in range(args.rounds):
             for workers, (server, (config, _, _)) in servers.items():
                 rate = get_config_rate(server, config, args.seconds, args.connections, f"u{round_number}-")
                 rates.setdefault((workers, "get_config"), []).append(rate)
                 print(f"round {round_number + 1}: --workers {workers} get_config {rate:9,.0f} requests/s", flush=True)
+            for workers, (server, _) in servers.items():
+                rate = specs_rate(server, args.seconds, args.connections)
+                rates.setdefault((workers, "specs"), []).append(rate)
+                print(f"round {round_number + 1}: --workers {workers} specs      {rate:9,.0f} requests/s", flush=True)
             for workers, (server, (config, rules, version)) in servers.items():
                 rate = ingest_rate(server, config, rules, version, args, f"w{round_number}-")
                 rates.setdefault((workers, "ingest"), []).append(rate)
@@ -150,7 +172,7 @@ def main() -> None:
     print(f"\nbackend {args.backend}, {os.cpu_count()} cores, wrk -t2 -c{args.connections} -d{args.seconds}s, ", end="")
     print(f"{args.rounds} rounds, batches of {2 * args.users} events")
     print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
-    for what, unit in (("get_config", "requests/s"), ("ingest", "events/s")):
+    for what, unit in (("get_config", "requests/s"), ("ingest", "events/s"), ("specs", "requests/s")):
         one = statistics.median(rates[(1, what)])
         two = statistics.median(rates[(2, what)])
         print(f"{what:10}  --workers 1 {one:9,.0f} {unit:10}  --workers 2 {two:9,.0f}  ratio {two / one:4.2f}x")
