@@ -1,0 +1,59 @@
+"""The `serve --workers` supervisor (cli.workers.Supervisor), with workers that do nothing but live or die."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from openautotune.cli import workers as workers_cli
+
+
+def test_it_restarts_a_dying_worker_in_its_slot_and_gives_up_on_a_crash_loop() -> None:
+    ended: list[int] = []
+    supervisor = workers_cli.Supervisor(2, lambda index: os._exit(3 + index), on_exit=ended.append)
+    started = time.monotonic()
+    assert supervisor.run() == 1, "workers that die at once, again and again, stop serve"
+    assert time.monotonic() - started < 30
+    assert len(ended) >= workers_cli.QUICK_DEATHS_TO_GIVE_UP
+
+
+def test_sigterm_stops_every_worker_and_reaps_it() -> None:
+    ended: list[int] = []
+    marks: list[int] = []
+
+    def live(index: int) -> None:
+        time.sleep(600)  # a worker: until SIGTERM (default action: end)
+
+    supervisor = workers_cli.Supervisor(2, live, on_exit=ended.append)
+    timer = threading.Timer(1.0, lambda: (marks.append(1), os.kill(os.getpid(), signal.SIGTERM)))
+    timer.start()
+    try:
+        assert supervisor.run() == 0
+    finally:
+        timer.cancel()
+    assert marks and len(ended) == 2
+    for pid in ended:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_the_metrics_directory_is_made_and_removed_or_emptied_when_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(workers_cli.MULTIPROC_ENV, raising=False)
+    made = workers_cli.prepare_metrics_dir()
+    assert made is not None and made.is_dir() and os.environ[workers_cli.MULTIPROC_ENV] == str(made)
+    workers_cli.remove_metrics_dir(made)
+    assert not made.exists()
+    chosen = tmp_path / "metrics"
+    chosen.mkdir()
+    (chosen / "counter_123.db").write_bytes(b"old")
+    (chosen / "keep.txt").write_text("not ours")
+    monkeypatch.setenv(workers_cli.MULTIPROC_ENV, str(chosen))
+    assert workers_cli.prepare_metrics_dir() is None
+    assert sorted(path.name for path in chosen.iterdir()) == ["keep.txt"]
