@@ -45,7 +45,8 @@ def test_sigterm_stops_every_worker_and_reaps_it() -> None:
 def test_the_metrics_directory_is_made_and_removed_or_emptied_when_chosen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(workers_cli.MULTIPROC_ENV, raising=False)
+    # Set (empty: "not chosen") through monkeypatch, so the value prepare_metrics_dir writes is undone.
+    monkeypatch.setenv(workers_cli.MULTIPROC_ENV, "")
     made = workers_cli.prepare_metrics_dir()
     assert made is not None and made.is_dir() and os.environ[workers_cli.MULTIPROC_ENV] == str(made)
     workers_cli.remove_metrics_dir(made)
@@ -57,3 +58,14 @@ def test_the_metrics_directory_is_made_and_removed_or_emptied_when_chosen(
     monkeypatch.setenv(workers_cli.MULTIPROC_ENV, str(chosen))
     assert workers_cli.prepare_metrics_dir() is None
     assert sorted(path.name for path in chosen.iterdir()) == ["keep.txt"]
+
+
+def test_the_command_line_does_not_import_prometheus_client_before_serve_sets_its_directory() -> None:
+    """prometheus_client picks its multi-process mode when first imported: `serve --workers N` must set
+    PROMETHEUS_MULTIPROC_DIR before that, so nothing on the CLI's import path may import it."""
+    import subprocess
+    import sys
+
+    probe = "import sys, openautotune.cli, openautotune.cli.serve; print('prometheus_client' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
