@@ -30,12 +30,20 @@ def test_sigterm_stops_every_worker_and_reaps_it() -> None:
         time.sleep(600)  # a worker: until SIGTERM (default action: end)
 
     supervisor = workers_cli.Supervisor(2, live, on_exit=ended.append)
-    timer = threading.Timer(1.0, lambda: (marks.append(1), os.kill(os.getpid(), signal.SIGTERM)))
-    timer.start()
-    try:
-        assert supervisor.run() == 0
-    finally:
-        timer.cancel()
+
+    def terminate_once_both_run() -> None:
+        # The handler is installed before the first fork: once both workers exist, SIGTERM reaches it
+        # (never pytest's own default, which would end this test process).
+        deadline = time.monotonic() + 60
+        while len(supervisor._workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        marks.append(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    sender = threading.Thread(target=terminate_once_both_run, daemon=True)
+    sender.start()
+    assert supervisor.run() == 0
+    sender.join()
     assert marks and len(ended) == 2
     for pid in ended:
         with pytest.raises(ProcessLookupError):
