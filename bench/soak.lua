@@ -59,7 +59,7 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local key, config, version, users
+local key, config, version, users, prefix
 local rules = {}
 -- Globals, not locals: done() reads them from each thread with thread:get().
 sent, acked, rejected, ignored = 0, 0, 0, 0
@@ -70,6 +70,7 @@ function init(args)
   config = os.getenv("SOAK_CONFIG")
   version = os.getenv("SOAK_VERSION") or "1"
   users = tonumber(os.getenv("SOAK_USERS") or "50")
+  prefix = os.getenv("SOAK_PREFIX") or "w"
   for rule in string.gmatch(os.getenv("SOAK_RULES") or "", "[^,]+") do
     rules[#rules + 1] = rule
   end
@@ -81,8 +82,8 @@ local function batch()
   local events = {}
   for j = 1, users do
     local user = string.format(
-      '{"userID":"w%d-%d-%d","country":"DE","locale":"de_DE","custom":{"plan":"pro","age":%d},' ..
-      '"statsigEnvironment":{"tier":"production"}}', id, sent, j, 20 + j % 50)
+      '{"userID":"%s%d-%d-%d","country":"DE","locale":"de_DE","custom":{"plan":"pro","age":%d},' ..
+      '"statsigEnvironment":{"tier":"production"}}', prefix, id, sent, j, 20 + j % 50)
     events[#events + 1] = string.format(
       '{"eventName":"statsig::config_exposure","user":%s,"time":%s,"metadata":{"config":"%s","ruleID":"%s",' ..
       '"rulePassed":"true","configVersion":"%s","reason":"Network"},"secondaryExposures":[]}',

@@ -70,9 +70,12 @@ class LiveServer:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, database_url: str, *, env: dict[str, str] | None = None, timeout: float = 60.0) -> LiveServer:
+    def start(
+        cls, database_url: str, *, env: dict[str, str] | None = None, timeout: float = 60.0, workers: int = 1
+    ) -> LiveServer:
         """Serve `database_url` on a free port. Specs are re-checked on every request (refresh 0 s) so a
-        test sees each change at once; `env` overrides settings (e.g. OPENAUTOTUNE_SPECS_REFRESH_SECONDS)."""
+        test sees each change at once; `env` overrides settings (e.g. OPENAUTOTUNE_SPECS_REFRESH_SECONDS).
+        One server process unless `workers` says more (`serve --workers`)."""
         db = Database.from_url(database_url)
         migrate.upgrade(db.engine)
         clock = SystemClock()
@@ -84,17 +87,10 @@ class LiveServer:
         process_env.update(env or {})
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "openautotune",
-                "serve",
-                "--port",
-                str(port),
-                "--database-url",
-                database_url,
+                *(sys.executable, "-m", "openautotune", "serve", "--port", str(port)),
+                *("--database-url", database_url, "--workers", str(workers)),
                 # Rows are read right after the POST (log mode: tests/e2e/test_ingest_kills.py).
-                "--ingest-mode",
-                "sync",
+                *("--ingest-mode", "sync"),
             ],
             cwd=ROOT,
             env=process_env,

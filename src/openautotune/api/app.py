@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import FastAPI
 
-from openautotune import __version__
+from openautotune import __version__, metrics
 from openautotune.api import cmab, console, docs_page, errors, health, results, sdk_client, sdk_events, sdk_specs
 from openautotune.api import metric_sources as metric_sources_api
+from openautotune.api import metrics as metrics_api
 from openautotune.api.batch_intake import BatchIntake
 from openautotune.api.cors import SdkCors
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.limits import BodySizeLimit
 from openautotune.api.spec_cache import SpecCache
 from openautotune.clock import Clock, SystemClock
-from openautotune.service.ingest import Ingestor
+from openautotune.service.ingest import Ingestor, log_processor
 from openautotune.service.keys import KeyAuthenticator
 from openautotune.settings import Settings
 from openautotune.store import migrate
@@ -45,6 +48,12 @@ def create_app(
     app.state.ingest = Ingestor(db, app.state.clock)
     app.state.batch_intake = BatchIntake(db, app.state.clock, settings.ingest_mode, settings.queue_url)
     app.state.specs = SpecCache(db, settings.specs_refresh_seconds)
+    app.state.specs.on_check = metrics.spec_checked
+    # `/metrics` and `/health` read the ingest lag here; the processor sets `.provider` (docs/operations.md).
+    app.state.ingest_lag = metrics.IngestLagProbe()
+    if settings.ingest_mode == "log" and not settings.queue_url:
+        # Batches logged in this database and not yet processed (queue mode: NATS' own consumer lag).
+        app.state.ingest_lag.provider = functools.partial(log_processor.ingest_lag, db, app.state.clock)
     app.state.exposure_batcher = ExposureBatcher(app.state.ingest)
     app.state.contextual = cmab.ContextualDeciders(db)
     errors.install(app)
@@ -58,8 +67,10 @@ def create_app(
     app.include_router(sdk_specs.router)
     app.include_router(cmab.router)
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.include_router(web_router.router)
     app.add_middleware(BodySizeLimit)
     # Outermost, so that even a 413 reaches the page readable (browser SDK paths only).
     app.add_middleware(SdkCors, allowed_origins=settings.cors_allowed_origins, keys=app.state.keys)
+    app.add_middleware(metrics_api.RequestMetrics)  # outermost: counts every answer, 413s and preflights too
     return app

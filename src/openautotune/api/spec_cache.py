@@ -15,7 +15,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -125,6 +125,7 @@ class SpecCache:
         self._published: Published | None = None
         self._checked_at = float("-inf")
         self._reported: dict[str, str] = {}  # unrenderable autotunes already logged
+        self.on_check: Callable[[], None] | None = None  # after each comparison with the store (metrics)
 
     def fresh(self) -> Published | None:
         """The cached specs when they need no check now (no I/O: safe on the event loop)."""
@@ -148,6 +149,8 @@ class SpecCache:
                 published = self._render() or published
             self._published = published
             self._checked_at = checked_at
+            if self.on_check is not None:
+                self.on_check()
         if published is None:
             raise SpecsUnavailable("config specs could not be rendered; see the server log")
         return published

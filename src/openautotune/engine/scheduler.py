@@ -1,7 +1,8 @@
 """Scheduled updates: a background thread that updates every running autotune once per interval.
 
-`openautotune serve` starts one per server process. Several processes on one database are safe:
-each update takes the autotune's lock, and an update at or before the last `as_of` does nothing.
+`openautotune serve` runs one per installation: in the process that holds the leader lock
+(`background.runner`). Were two to run anyway, that would be safe: each update takes the autotune's
+lock, and an update at or before the last `as_of` does nothing.
 The update code (numpy, scipy) is imported by the scheduler's own thread at its first round, and
 `first_delay_seconds` lets that round wait, so a starting server answers its first requests at once.
 """

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -74,6 +75,7 @@ class UpdateOutcome:
     new_units: int = 0
     pob: tuple[float, ...] = ()
     weights: tuple[float, ...] = ()
+    seconds: float = 0.0  # wall time of this update (`update_running` measures it; /metrics shows it)
 
 
 def _pooled(definition_ids: Sequence[str], aggregates: Sequence[Aggregate]) -> tuple[list[VariantAggregate], int]:
@@ -198,8 +200,10 @@ def update_running(
         ids = autotune_store.running_ids(conn)
     outcomes = []
     for autotune_id in ids:
+        started = time.perf_counter()
         try:
-            outcomes.append(update_autotune(db, clock, autotune_id, at, owner=owner))
+            outcome = update_autotune(db, clock, autotune_id, at, owner=owner)
+            outcomes.append(replace(outcome, seconds=time.perf_counter() - started))
         except Exception as error:  # one autotune's failure must not hold back the others
             log.exception("update of %s as of %d failed", autotune_id, at)
             outcomes.append(_skip(autotune_id, at, f"failed: {type(error).__name__}: {error}"))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+
+from openautotune.store.write_gate import gate_for
 
 DEFAULT_URL = "sqlite:///./openautotune.db"
 
@@ -58,6 +60,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._gate = gate_for(engine)  # SQLite files: writers queue across processes (store.write_gate)
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -70,7 +73,11 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One transaction; committed when the block ends without an error."""
-        with self.engine.connect().execution_options(write=True) as connection, connection.begin():
+        with (
+            self._gate.held() if self._gate is not None else nullcontext(),
+            self.engine.connect().execution_options(write=True) as connection,
+            connection.begin(),
+        ):
             yield connection
 
     @contextmanager

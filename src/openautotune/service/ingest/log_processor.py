@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -51,6 +51,12 @@ def unprocessed_batches(engine: Engine, received_before_ms: int | None = None) -
     return batch_log.unprocessed_batches(engine, received_before_ms)
 
 
+def ingest_lag(db: Database, clock: Clock) -> tuple[int, float]:
+    """(pending batches, seconds the oldest has waited): what `/metrics` and `/health` report."""
+    count, oldest_ms = unprocessed_batches(db.engine)
+    return count, 0.0 if oldest_ms is None else max(0.0, (clock.now_ms() - oldest_ms) / 1000.0)
+
+
 def batch_report(db: Database, batch_id: str) -> BatchReport | None:
     with db.read() as conn:
         return batch_log.report(conn, batch_id)
@@ -67,6 +73,7 @@ class LogProcessor:
         max_batches: int = MAX_BATCHES_PER_TRANSACTION,
         idle_seconds: float = IDLE_SECONDS,
         cache: FactsCache | None = None,
+        on_processed: Callable[[int, int], None] | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -76,6 +83,8 @@ class LogProcessor:
         self._wake = threading.Event()
         self.batches_processed = 0
         self.events_processed = 0
+        # Told (batches, events) after each commit: `/metrics`' throughput counters.
+        self._on_processed = on_processed
 
     def wake(self) -> None:
         """New batches were appended in this process: do not wait out the idle pause."""
@@ -84,14 +93,15 @@ class LogProcessor:
     def process_once(self) -> list[BatchReport] | None:
         """Up to `max_batches` of the oldest pending batches; None when none is pending."""
         if self._db.is_sqlite:
-            return self._process_sqlite()
+            return self._committed(self._process_sqlite())
         with self._db.write() as conn:
             # PostgreSQL: lock the batches first (SKIP LOCKED), so concurrent processors check and
             # write disjoint batches in parallel; other writers are not held up by these row locks.
             batches = batch_log.pending(conn, self._max_batches, lock=True)
             if not batches:
                 return None
-            return self._write(conn, check_batches(batches))
+            reports = self._write(conn, check_batches(batches))
+        return self._committed(reports)
 
     def _process_sqlite(self) -> list[BatchReport] | None:
         """SQLite has ONE write lock, which the request path appends under: read and check outside
@@ -112,6 +122,11 @@ class LogProcessor:
         batch_log.mark_processed(conn, reports)
         self.batches_processed += len(reports)
         self.events_processed += sum(report.event_count for report in reports)
+        return reports
+
+    def _committed(self, reports: list[BatchReport] | None) -> list[BatchReport] | None:
+        if reports and self._on_processed is not None:
+            self._on_processed(len(reports), sum(report.event_count for report in reports))
         return reports
 
     def drain(self) -> int:
