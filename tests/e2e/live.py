@@ -71,11 +71,18 @@ class LiveServer:
 
     @classmethod
     def start(
-        cls, database_url: str, *, env: dict[str, str] | None = None, timeout: float = 60.0, workers: int = 1
+        cls,
+        database_url: str,
+        *,
+        env: dict[str, str] | None = None,
+        timeout: float = 60.0,
+        workers: int = 1,
+        ingest_mode: str = "sync",
     ) -> LiveServer:
         """Serve `database_url` on a free port. Specs are re-checked on every request (refresh 0 s) so a
         test sees each change at once; `env` overrides settings (e.g. OPENAUTOTUNE_SPECS_REFRESH_SECONDS).
-        One server process unless `workers` says more (`serve --workers`)."""
+        One server process unless `workers` says more (`serve --workers`). Events are stored before the
+        answer (`sync`) so a test reads them right after the POST, unless `ingest_mode` is `log`."""
         db = Database.from_url(database_url)
         migrate.upgrade(db.engine)
         clock = SystemClock()
@@ -89,8 +96,7 @@ class LiveServer:
             [
                 *(sys.executable, "-m", "openautotune", "serve", "--port", str(port)),
                 *("--database-url", database_url, "--workers", str(workers)),
-                # Rows are read right after the POST (log mode: tests/e2e/test_ingest_kills.py).
-                *("--ingest-mode", "sync"),
+                *("--ingest-mode", ingest_mode),
             ],
             cwd=ROOT,
             env=process_env,

@@ -164,3 +164,39 @@ def test_a_change_through_one_worker_is_served_by_every_worker_within_the_refres
         assert all(httpx.get(spare_url, timeout=10).status_code in (401, 403) for _ in range(20))
     finally:
         server.stop()
+
+
+def test_batches_logged_by_every_worker_are_processed_once_by_the_leader(url: str) -> None:
+    """`log` ingest under two workers: each worker appends, only the leader's processor writes rows;
+    every acknowledged event is stored exactly once and `/metrics` counts it and shows the lag gone."""
+    server = LiveServer.start(url, workers=2, env=FAST_LEADER, ingest_mode="log")
+    try:
+        wait_for(lambda: len(leaders(server)) == 1, what="a leader")
+        batches, per_batch = 40, 25
+        acknowledged = 0
+        for number in range(batches):
+            events = [
+                {"eventName": "worker_click", "user": {"userID": f"w{number}-{i}"}, "time": int(time.time() * 1000)}
+                for i in range(per_batch)
+            ]
+            # A fresh connection each time, so both workers take batches.
+            response = httpx.post(
+                server.url + "/v1/log_event", json={"events": events}, headers={"STATSIG-API-KEY": server.server_key}
+            )
+            assert response.status_code == 200, response.text
+            acknowledged += per_batch
+
+        def stored() -> list[str]:
+            with server.db.read() as conn:
+                query = sa.text("SELECT unit_id FROM events WHERE event_name = 'worker_click'")
+                return [row[0] for row in conn.execute(query)]
+
+        wait_for(lambda: len(stored()) >= acknowledged, what="every event processed")
+        units = stored()
+        assert len(units) == acknowledged and len(set(units)) == acknowledged
+        wait_for(lambda: total(scrape(server), "openautotune_ingest_lag_batches{") == 0, what="no lag")
+        samples = scrape(server)
+        assert total(samples, "openautotune_ingest_processed_events_total{") >= acknowledged
+        assert httpx.get(server.url + "/health", timeout=10).status_code == 200
+    finally:
+        server.stop()
