@@ -153,6 +153,7 @@ class RunState:
             "origins": stats.origins,
             "updates": self.updates,
             "seen": self.seen,
+            "rebuilt": self.rebuilt,  # the raw columns were rebuilt: the epoch's transform no longer applies
         }
         arrays: dict[str, np.ndarray] = {
             "gram": stats.gram, "xty": stats.xty, "yty": stats.yty, "n": stats.n, "successes": stats.successes,
@@ -191,7 +192,7 @@ class RunState:
         )  # fmt: skip
         state = RunState(
             int(meta["variants"]), Vocabulary.from_json(meta["vocabulary"]), stats,
-            int(meta["updates"]), int(meta["seen"]), reservoir,
+            int(meta["updates"]), int(meta["seen"]), reservoir, None, bool(meta.get("rebuilt", False)),
         )  # fmt: skip
         epoch = meta.get("epoch")
         if epoch is not None:

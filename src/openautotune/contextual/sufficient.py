@@ -3,8 +3,9 @@
 The raw basis is the intercept, then one column per numeric feature (its number, 0 when missing, minus a
 fixed ``origin``: the feature's mean in the batch it first appeared in, so that sums of squares stay
 well-conditioned) and one 0/1 column per tracked category of each categorical feature. A column added
-later is 0 for every earlier unit, which is exactly what those units had (the feature was missing, or
-the category absent), so statistics accumulated before stay valid as the vocabulary grows.
+later is known for every earlier unit from what those units had (the feature was missing, or
+the category absent; a numeric column is then the constant ``-origin``, whose sums follow from the
+intercept's), so statistics accumulated before stay valid as the vocabulary grows.
 
 Per variant: ``X'X``, ``X'y``, ``y'y``, n and the number of successes. The training encoding of
 ``features.encode_training`` (centres, power-of-two scales, the 25 most frequent categories above 1%)
@@ -96,6 +97,13 @@ class RawStats:
         gram[:, :old, :old] = self.gram
         xty = np.zeros((k, new))
         xty[:, :old] = self.xty
+        # Earlier units had the new feature missing (number 0) or the category absent: the column is the
+        # constant -origin for them, i.e. -origin times the intercept column, so its sums follow exactly.
+        for j, origin in enumerate(origins, start=old):
+            if origin != 0.0:
+                gram[:, j, :] = -origin * gram[:, 0, :]
+                gram[:, :, j] = -origin * gram[:, :, 0]
+                xty[:, j] = -origin * xty[:, 0]
         self.columns += added
         self.origins += origins
         self.gram, self.xty = gram, xty
