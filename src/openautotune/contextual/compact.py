@@ -1,11 +1,12 @@
 """Encode once: a run's vocabulary of features, and units' user dicts as compact numeric rows.
 
 A unit's user dict is read exactly once, when the unit matures (contextual.md, "Models"). It becomes a
-compact row: for each feature of the run's ``Vocabulary`` a number (``numbers``: the feature's value as
-``features.as_number`` reads it, NaN when missing or not a number) and a category id (``categories``:
-the position of ``features.as_category(value)`` in the feature's dictionary; ``MISSING`` when missing,
-``UNTRACKED`` when the dictionary is full, ``NOT_COMPUTED`` for a feature that is numeric so far, whose
-category string is derived from its number only if it ever turns categorical).
+compact row: for each feature of the run's ``Vocabulary`` a number (``numbers``: the value as
+``features.as_number`` reads it; NaN when missing, not a number, or once the feature is categorical)
+and a category id (``categories``: the position of ``features.as_category(value)`` in the feature's
+dictionary; ``MISSING`` when missing, ``UNTRACKED`` when the dictionary is full, ``NOT_COMPUTED`` for a
+feature that is numeric so far, whose category string is derived from its number only if it ever turns
+categorical).
 
 The vocabulary only grows, so rows encoded earlier stay valid:
 
@@ -141,12 +142,37 @@ class CompactRows:
         )
 
 
+def _numbers(values: list[object]) -> FloatArray:
+    """``as_number`` of every value, NaN where it gives None; plain ints and floats in one numpy pass."""
+    if all(type(v) is float or type(v) is int for v in values):
+        try:
+            array = np.array(values, dtype=np.float64)
+        except OverflowError:
+            array = None
+        if array is not None:
+            array[~np.isfinite(array)] = np.nan
+            return array
+    return np.array([np.nan if (n := as_number(v)) is None else n for v in values], dtype=np.float64)
+
+
+def _new_keys(vocabulary: Vocabulary, users: Sequence[User]) -> bool:
+    """Whether some user carries a ``custom`` key the vocabulary does not know (rare after the first batch)."""
+    keys: set[str] = set()
+    for user in users:
+        custom = user.get("custom")
+        if isinstance(custom, dict):
+            keys.update(custom)
+    known = {name.lower() for name in vocabulary.names}
+    return any(str(key).lower() not in known for key in keys)
+
+
 def encode(vocabulary: Vocabulary, users: Sequence[User]) -> tuple[CompactRows, list[int]]:
     """Encode ``users`` (read once, here), growing ``vocabulary``; also the features that turned
     categorical in this batch after having been numeric (their earlier rows carry numbers only)."""
     n = len(users)
-    if vocabulary.feature_list is None:
+    if vocabulary.feature_list is None and _new_keys(vocabulary, users):
         known = {name.lower() for name in vocabulary.names}
+        # Spelling chosen over the whole batch, as candidate_features does for a full refit.
         for name in candidate_features(users):
             if name.lower() not in known:
                 vocabulary._add(name)
@@ -159,20 +185,19 @@ def encode(vocabulary: Vocabulary, users: Sequence[User]) -> tuple[CompactRows, 
         present = [i for i, v in enumerate(raw) if v is not None]
         if not present:
             continue
-        parsed = [as_number(raw[i]) for i in present]
-        if vocabulary.numeric[f] and any(number is None for number in parsed):
-            vocabulary.numeric[f] = False
-            if vocabulary.present[f] > 0:
-                flipped.append(f)
+        values = [raw[i] for i in present]
+        if vocabulary.numeric[f]:  # a categorical feature stays one: its numbers are never needed
+            parsed = _numbers(values)
+            numbers[present, f] = parsed
+            if bool(np.isnan(parsed).any()):
+                vocabulary.numeric[f] = False
+                if vocabulary.present[f] > 0:
+                    flipped.append(f)
         vocabulary.present[f] += len(present)
-        for i, number in zip(present, parsed, strict=True):
-            if number is not None:
-                numbers[i, f] = number
         if vocabulary.numeric[f]:
             categories[present, f] = NOT_COMPUTED
             continue
-        for i in present:
-            categories[i, f] = vocabulary.category_id(f, as_category(raw[i]) or "")
+        categories[present, f] = [vocabulary.category_id(f, as_category(v) or "") for v in values]
     return CompactRows(numbers, categories), flipped
 
 
