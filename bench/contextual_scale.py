@@ -172,8 +172,10 @@ def accuracy(hours: int, per_hour: int) -> None:
     state = RunState.start(VARIANTS, None)
     value_state = RunState.start(VARIANTS, None)
     stored: list[Batch] = []
-    all_users: list[dict[str, Any]] = []
-    all_actions, all_success, all_values, all_props = [], [], [], []
+    value_users: list[dict[str, Any]] = []  # the value check's full refit needs user dicts: its first hours only
+    value_hours = min(hours, 6)
+    examples: list[list[str]] = []  # Vowpal Wabbit's text examples, formatted apart from any timing
+    all_actions, all_success, all_values = [], [], []
     learn_seconds, learned_units = 0.0, 0
     for hour in range(hours):
         z, levels = world.contexts(per_hour, rng)
@@ -194,13 +196,15 @@ def accuracy(hours: int, per_hour: int) -> None:
             learn_seconds += seconds
             learned_units += per_hour
         stored.append(batch)
-        value_rows, value_flipped = encode(value_state.vocabulary, users)
-        absorb(value_state, Batch(value_rows, actions.astype(np.int64), values, props), value_flipped, list, seed=3)
-        all_users.extend(users)
+        if hour < value_hours:
+            value_rows, value_flipped = encode(value_state.vocabulary, users)
+            value_batch = Batch(value_rows, actions.astype(np.int64), values, props)
+            absorb(value_state, value_batch, value_flipped, list, seed=3)
+            value_users.extend(users)
+            all_values.append(values)
+        examples.extend(_vw_examples(users, actions, success, props, VW_EXAMPLES - len(examples)))
         all_actions.append(actions)
         all_success.append(success)
-        all_values.append(values)
-        all_props.append(props)
     actions = np.concatenate(all_actions)
     success = np.concatenate(all_success)
     values = np.concatenate(all_values)
@@ -235,21 +239,25 @@ def accuracy(hours: int, per_hour: int) -> None:
     )
     # Value models: exact against fit_value on every unit.
     trained = train_value(value_state)
-    encoding, value_design = encode_training(all_users)
+    encoding, value_design = encode_training(value_users)
+    value_actions = actions[: len(value_users)]
     assert encoding.column_names == trained.encoding.column_names
     value_prior = NormalInverseGammaPrior.default(value_design.shape[1], float(values.mean()), float(values.var()))
     worst = 0.0
     for k in range(VARIANTS):
-        direct = fit_value(value_design[actions == k], values[actions == k], value_prior)
+        direct = fit_value(value_design[value_actions == k], values[value_actions == k], value_prior)
         worst = max(worst, float(np.max(np.abs(direct.mean - trained.fits[k].mean))))
-    print(f"value: largest weight difference, incremental vs full refit on {len(all_users)} units: {worst:.2e}")
+    print(
+        f"value: largest weight difference, {value_hours} incremental updates vs full refit on "
+        f"{len(value_users)} units: {worst:.2e}"
+    )
     per_unit_us = learn_seconds / learned_units * 1e6
     print(
         f"our learning cost per new unit (encode user dict + statistics + online Laplace, steady state): "
-        f"{per_unit_us:.1f} us; full refit of 10 variants on {len(all_users)} units: {full_seconds:.2f} s"
+        f"{per_unit_us:.1f} us; full refit of 10 variants on {actions.size} units: {full_seconds:.2f} s"
     )
     print(f"peak memory {peak_mb():.0f} MB")
-    vowpal(all_users, actions, success, np.concatenate(all_props), per_unit_us)
+    vowpal(examples, per_unit_us)
 
 
 def _rows(state: RunState, stored: list[Batch]) -> Any:
@@ -258,24 +266,33 @@ def _rows(state: RunState, stored: list[Batch]) -> Any:
     return CompactRows.concatenate([b.rows for b in stored], len(state.vocabulary.names))
 
 
-def vowpal(
-    users: list[dict[str, Any]], actions: np.ndarray, success: np.ndarray, props: np.ndarray, ours: float
-) -> None:
-    try:
-        import vowpalwabbit  # type: ignore[import-not-found, unused-ignore]
-    except ImportError as error:  # pragma: no cover - reported, not hidden
-        print(f"vowpalwabbit not importable here ({error}): no VW comparison")
-        return
-    n = min(len(users), 100_000)
-    examples = []
-    for i in range(n):
+VW_EXAMPLES = 100_000
+
+
+def _vw_examples(
+    users: list[dict[str, Any]], actions: np.ndarray, success: np.ndarray, props: np.ndarray, limit: int
+) -> list[list[str]]:
+    """The same units as Vowpal Wabbit ADF examples: shared features, one line per variant, the served
+    one labelled ``action:cost:probability`` (cost 0 for a success, 1 otherwise)."""
+    out = []
+    for i in range(min(limit, len(users))):
         custom = users[i]["custom"]
         shared = " ".join(f"{k}:{v}" if k.startswith("n") else f"{k}={v}" for k, v in custom.items())
         lines = [f"shared |s {shared}"]
         for k in range(VARIANTS):
             label = f"0:{0.0 if success[i] else 1.0}:{props[i]} " if k == actions[i] else ""
             lines.append(f"{label}|a v{k}")
-        examples.append(lines)
+        out.append(lines)
+    return out
+
+
+def vowpal(examples: list[list[str]], ours: float) -> None:
+    try:
+        import vowpalwabbit  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as error:  # reported, not hidden
+        print(f"vowpalwabbit not importable here ({error}): no VW comparison")
+        return
+    n = len(examples)
     vw = vowpalwabbit.Workspace("--cb_explore_adf --quiet -q sa")
     t0 = time.perf_counter()
     for example in examples:
