@@ -253,6 +253,8 @@ def _read(conn: Connection, autotune: Autotune, as_of_ms: int) -> Inputs:
     """Only the units matured since the run's state was last advanced (all matured ones the first time)."""
     key = _key(autotune)
     stored = runs.get_state(conn, key)
+    if stored is not None and stored.meta.get("variants") != len(autotune.definition.variants):
+        stored = None  # variant indices no longer mean the same: learn again from every matured unit
     known = {variant.id for variant in autotune.definition.variants}
     rows = [
         unit
@@ -278,13 +280,12 @@ def learn(
     and the run's state. Uses `prepared` when it was computed for this incarnation, run, stage and
     state, else computes here."""
     key = _key(autotune)
-    current = runs.get_state(conn, key)
     usable = prepared is not None and (
         prepared.incarnation_ms,
         prepared.run,
         prepared.exploring,
         prepared.state_as_of,
-    ) == (autotune.created_ms, autotune.run, exploring, None if current is None else current.as_of_ms)
+    ) == (autotune.created_ms, autotune.run, exploring, runs.state_as_of(conn, key))
     if prepared is None or not usable:
 
         @contextmanager
@@ -293,6 +294,8 @@ def learn(
 
         prepared = _compute(autotune, _read(conn, autotune, as_of_ms), as_of_ms, exploring, _readers(same, key))
     store.set_propensities(conn, autotune.id, autotune.run, prepared.filled)
+    if prepared.state_as_of is None:
+        runs.delete_run(conn, key)  # a state started afresh (see `_read`) replaces whatever was there
     if prepared.batch.size:
         seq = runs.next_seq(conn, key)
         runs.insert_batch(conn, key, seq, as_of_ms, prepared.batch.size, prepared.batch.to_bytes())

@@ -75,6 +75,19 @@ def get_state(conn: Connection, key: RunKey) -> StoredState | None:
     return StoredState(int(row.as_of_ms), meta, bytes(row.payload))
 
 
+def state_as_of(conn: Connection, key: RunKey) -> int | None:
+    """The as_of the run's state was last advanced to (without reading the state itself)."""
+    t = state_table
+    found = conn.execute(sa.select(t.c.as_of_ms).where(_where(t, key))).scalar()
+    return None if found is None else int(found)
+
+
+def delete_run(conn: Connection, key: RunKey) -> None:
+    """Forget one run's state and batches (its learning starts again from every matured unit)."""
+    conn.execute(state_table.delete().where(_where(state_table, key)))
+    conn.execute(batches_table.delete().where(_where(batches_table, key)))
+
+
 def put_state(conn: Connection, key: RunKey, state: StoredState) -> None:
     conn.execute(state_table.delete().where(_where(state_table, key)))
     conn.execute(
