@@ -16,6 +16,7 @@
     .venv/bin/python bench/contextual.py [--units 100000] [--repeats 3] [--engine-units 20000]
     .venv/bin/python bench/contextual.py --only scale --scale-hours 336 [--units-per-hour 10000]
     .venv/bin/python bench/contextual.py --only accuracy [--accuracy-hours 24]
+    .venv/bin/python bench/contextual.py --only datasets
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--decisions", type=int, default=5_000)
     parser.add_argument("--engine-units", type=int, default=20_000)
-    parser.add_argument("--only", choices=["classic", "scale", "accuracy"], default=None)
+    parser.add_argument("--only", choices=["classic", "scale", "accuracy", "datasets"], default=None)
     parser.add_argument("--scale-hours", type=int, default=336)
     parser.add_argument("--units-per-hour", type=int, default=10_000)
     parser.add_argument("--accuracy-hours", type=int, default=24)
@@ -102,6 +103,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.only == "scale":
         contextual_scale.scale(args.scale_hours, args.units_per_hour, args.scale_budget)
+        return
+    if args.only == "datasets":
+        contextual_scale.datasets()
         return
     if args.only == "accuracy":
         contextual_scale.accuracy(args.accuracy_hours, args.units_per_hour)

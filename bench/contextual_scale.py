@@ -303,3 +303,65 @@ def vowpal(examples: list[list[str]], ours: float) -> None:
     version = vowpalwabbit.__version__
     print(f"Vowpal Wabbit {version} --cb_explore_adf -q sa, one pass over {n} examples: {per:.1f} us/example")
     print(f"ratio ours / VW per new unit {ours / per:6.2f}x (target <= 2x)")
+
+
+# --- policy quality on the contextual tests' data sets, incremental against today's full refit ---------
+
+
+def datasets() -> None:
+    """digits (6 h x 300 users) and wine (8 h x 100 users) as in tests/e2e/test_contextual_datasets.py,
+    logged uniformly (seeded, so both learners see the same units): held-out success of the greedy policy
+    learned incrementally (online Laplace from the second hour) against one full refit on every unit."""
+    from sklearn.datasets import load_digits, load_wine
+    from sklearn.model_selection import train_test_split
+
+    for name, loader, hours, per_hour in (("digits", load_digits, 6, 300), ("wine", load_wine, 8, 100)):
+        data = loader()
+        train_x, test_x, train_y, test_y = train_test_split(
+            data.data, data.target, test_size=0.3, random_state=0, stratify=data.target
+        )
+        classes = int(data.target.max()) + 1
+        names = [f"f{j}" for j in range(train_x.shape[1])]
+        rng = np.random.default_rng(5)
+
+        def users(x: np.ndarray, start: int, names: list[str] = names) -> list[dict[str, Any]]:
+            return [{"userID": f"u{start + i}", "custom": dict(zip(names, map(float, row), strict=True))}
+                    for i, row in enumerate(x)]  # fmt: skip
+
+        state = RunState.start(classes, names)
+        stored: list[Batch] = []
+        logged_users: list[dict[str, Any]] = []
+        logged_actions, logged_success = [], []
+        for hour in range(hours):
+            index = rng.integers(0, train_x.shape[0], per_hour)
+            batch_users = users(train_x[index], hour * per_hour)
+            actions = rng.integers(0, classes, per_hour)
+            success = (actions == train_y[index]).astype(np.float64)
+            rows, flipped = encode(state.vocabulary, batch_users)
+            batch = Batch(rows, actions.astype(np.int64), success, np.full(per_hour, 1 / classes))
+            absorb(state, batch, flipped, lambda kept=stored: list(kept), seed=1)
+            if hour >= 1:
+                train_occurrence(state, batch, lambda units, kept=stored: list(reversed(kept)))
+            stored.append(batch)
+            logged_users.extend(batch_users)
+            logged_actions.append(actions)
+            logged_success.append(success)
+        epoch = state.epoch
+        assert epoch is not None
+        held_out = users(test_x, 10**9)
+        online = np.array([g.mean if g is not None else np.zeros(epoch.transform.shape[0]) for g in epoch.posteriors])
+        online_design = epoch.design(state.stats, encode(state.vocabulary, held_out)[0])
+        online_success = float(np.mean(np.argmax(online_design @ online.T, axis=1) == test_y))
+        # Today's path: encode every unit, one full fit per variant.
+        encoding, design = encode_training(logged_users, names)
+        actions = np.concatenate(logged_actions)
+        success = np.concatenate(logged_success)
+        prior = GaussianPrior.default(design.shape[1], base_rate=float(success.mean()))
+        fits = [fit_occurrence(design[actions == k], success[actions == k], prior) for k in range(classes)]
+        full_design = encoding.transform(held_out)
+        full_success = float(np.mean(np.argmax(full_design @ np.array([f.mean for f in fits]).T, axis=1) == test_y))
+        print(
+            f"{name}: held-out success of the greedy policy, incremental {online_success:.4f}, full refit "
+            f"{full_success:.4f} ({(online_success / full_success - 1) * 100:+.2f}%), "
+            f"{hours * per_hour} logged units, last full refit at update {epoch.refit_at}"
+        )
