@@ -340,6 +340,7 @@ def _compute(autotune: Autotune, inputs: Inputs, as_of_ms: int, exploring: bool,
     meta, payload = state.to_storage()
     stored = runs.StoredState(as_of_ms, meta, payload)
     learned.record["newUnits"] = batch.size
+    learned.record["propensitiesFilled"] = len(filled)
     previous = None if inputs.stored is None else inputs.stored.as_of_ms
     return Prepared(autotune.created_ms, autotune.run, exploring, previous, filled, learned, stored, batch)
 
