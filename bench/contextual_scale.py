@@ -147,7 +147,7 @@ def scale(hours: int, per_hour: int, budget_s: float = float("inf")) -> None:
             seconds = time.perf_counter() - t0
             assert outcome.updated, outcome.reason
             times.append((hour + 1, seconds, outcome.new_units))
-            if (hour + 1) % 24 == 0 or hour < 3:
+            if (hour + 1) % 24 == 0 or hour < 3 or hour + 1 in (169, 170, 171, 301):
                 print(
                     f"update {hour + 1:4d}: {seconds:6.3f} s, {outcome.new_units} new units, peak {peak_mb():6.0f} MB, "
                     f"elapsed {time.perf_counter() - began:6.0f} s",
@@ -161,7 +161,13 @@ def scale(hours: int, per_hour: int, budget_s: float = float("inf")) -> None:
     head = statistics.median(t[1] for t in trained[:10])
     print(f"hours {hours}, units {hours * per_hour}, first training update {first:.3f} s, last {last:.3f} s")
     print(f"ratio last / first training update {last / first:6.2f}x (median of last 10 / first 10: {tail / head:.2f}x)")
-    print(f"slowest update {max(t[1] for t in trained):.3f} s, peak memory {peak_mb():.0f} MB")
+    slowest = max(trained, key=lambda t: t[1])
+    print(f"slowest update: number {slowest[0]}, {slowest[1]:.3f} s; peak memory {peak_mb():.0f} MB")
+    if len(trained) >= 300:
+        print(
+            f"300th training update (update {trained[299][0]}): {trained[299][1]:.3f} s, "
+            f"{trained[299][1] / first:.2f}x the first"
+        )
 
 
 # --- accuracy and speed through the library ------------------------------------------------------
