@@ -1,4 +1,4 @@
-"""Contextual autotunes: the cost of one update and of one server-side decision.
+"""Contextual autotunes: the cost of one update and of one server-side decision, and learning at scale.
 
 1. One update on N units (default 100,000) with 10 variants and 20 features (15 numeric, 5 categorical
    with 6 values each): our feature encoding from Statsig user dicts plus ten Bayesian logistic fits
@@ -8,8 +8,15 @@
    draws with the exact propensity, against the published policy's argmax on the same context.
 3. One engine update through the store (SQLite file, `--engine-units`, default 20,000 matured units with
    the same features): a contextual autotune against a plain one on the same units and events.
+4. Scale (`bench/contextual_scale.py`, run from here with `--scale-hours`): hourly engine updates of a
+   contextual autotune fed 10,000 units an hour, their time and the process's peak memory.
+5. Accuracy and speed (`bench/contextual_scale.py`): incremental learning against a full refit on the
+   same units, and against Vowpal Wabbit's ``--cb_explore_adf`` on the same examples.
 
     .venv/bin/python bench/contextual.py [--units 100000] [--repeats 3] [--engine-units 20000]
+    .venv/bin/python bench/contextual.py --only scale --scale-hours 336 [--units-per-hour 10000]
+    .venv/bin/python bench/contextual.py --only accuracy [--accuracy-hours 24]
+    .venv/bin/python bench/contextual.py --only datasets
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import contextual_scale  # type: ignore[import-not-found]
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
@@ -87,7 +95,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--decisions", type=int, default=5_000)
     parser.add_argument("--engine-units", type=int, default=20_000)
+    parser.add_argument("--only", choices=["classic", "scale", "accuracy", "datasets"], default=None)
+    parser.add_argument("--scale-hours", type=int, default=336)
+    parser.add_argument("--units-per-hour", type=int, default=10_000)
+    parser.add_argument("--accuracy-hours", type=int, default=24)
+    parser.add_argument("--scale-budget", type=float, default=float("inf"), help="stop the scale run after this many s")
     args = parser.parse_args()
+    if args.only == "scale":
+        contextual_scale.scale(args.scale_hours, args.units_per_hour, args.scale_budget)
+        return
+    if args.only == "datasets":
+        contextual_scale.datasets()
+        return
+    if args.only == "accuracy":
+        contextual_scale.accuracy(args.accuracy_hours, args.units_per_hour)
+        return
     rng = np.random.default_rng(0)
     users, actions, rewards = make_units(args.units, rng)
 

@@ -88,7 +88,9 @@ def test_core_sdk_runs_a_contextual_autotune(live_server: LiveServer) -> None:
     )
     assert answer.status_code in (200, 202), answer.text
 
-    outcome = update_autotune(live_server.db, SystemClock(), autotune_id, now + 2 * HOUR)
+    # Just late enough to mature the first batch: an update learns from units matured since the previous
+    # one (docs/contextual.md), so the second batch, exposed after `now`, must mature after this as_of.
+    outcome = update_autotune(live_server.db, SystemClock(), autotune_id, now + HOUR + 1)
     assert outcome.updated and outcome.stage is not None and outcome.stage.value == "exploiting"
     deadline = time.monotonic() + 10
     while "config" not in (entry := _cmab(live_server, autotune_id)):

@@ -4,6 +4,8 @@ from the version a unit names, and the off-policy value in the update record. SQ
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -190,7 +192,7 @@ def test_fits_are_prepared_outside_the_write_transaction_and_stale_ones_are_igno
     prepared = contextual.prepare(env.db, autotune.id, start + 3 * HOUR)
     assert prepared is not None and not prepared.exploring and prepared.learned.config is not None
     assert len(prepared.filled) == 300
-    stale = contextual.Prepared(prepared.incarnation_ms, prepared.run + 1, False, {}, prepared.learned)
+    stale = dataclasses.replace(prepared, run=prepared.run + 1, filled={})
     with env.db.write() as conn:
         learned = contextual.learn(conn, autotune, start + 3 * HOUR, False, stale)  # recomputed, fills propensities
     assert learned.record["units"] == 300

@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -362,3 +362,34 @@ def _all_numbers(values: Sequence[object]) -> list[float] | None:
             return None
         numbers.append(number)
     return numbers
+
+
+def encoding_to_json(encoding: Encoding) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for feature in encoding.features:
+        if isinstance(feature, NumericFeature):
+            out.append({"name": feature.name, "kind": "numeric", "centre": feature.centre, "scale": feature.scale})
+        else:
+            out.append(
+                {
+                    "name": feature.name,
+                    "kind": "categorical",
+                    "values": list(feature.values),
+                    "centres": list(feature.centres),
+                }
+            )
+    return out
+
+
+def encoding_from_json(items: Sequence[dict[str, Any]]) -> Encoding:
+    features: list[NumericFeature | CategoricalFeature] = []
+    for item in items:
+        if item["kind"] == "numeric":
+            features.append(NumericFeature(str(item["name"]), float(item["centre"]), float(item["scale"])))
+        else:
+            features.append(
+                CategoricalFeature(
+                    str(item["name"]), tuple(str(v) for v in item["values"]), tuple(float(c) for c in item["centres"])
+                )
+            )
+    return Encoding(tuple(features))

@@ -1,46 +1,49 @@
-"""The contextual part of an update (spec: contextual.md): per-unit data -> models -> published policy.
+"""The contextual part of an update (spec: contextual.md): newly matured units -> models -> published policy.
 
-Called by `update._update_locked` for autotunes with `isContextual: true`, inside the update's one
-transaction:
+Called by `update._update_locked` for autotunes with `isContextual: true` (fitted first by `prepare`,
+outside the write transaction):
 
-1. read every matured unit of the run with its features and outcome (`store.contextual`);
+1. read only the units matured since the run's stored state (`store.contextual_runs`), with their
+   features and outcome, and the policies of the versions they name;
 2. give each unit without a propensity the one its serving policy had: the published policy of the
    version it names (`(1 - s) 1[k = best] + s q_k` from that version's scores), or `1 / K` when it was
    served by the exploration window's equal split (no policy for its version);
-3. after the exploration window: encode the features, fit one Bayesian model per variant, publish the
-   SDK weights (`cmab_configs[...].config`), the explore share and the server's model under the new
-   allocation version, and serve SDKs that cannot score (specs v1) the policy's marginal shares as
-   plain weights;
-4. record per-variant units, outcomes and coefficients, and the off-policy value of the personalized
-   policy against the best single variant and a uniform split.
+3. encode them once (`compact`) into a stored batch, and absorb them into the run's state
+   (`incremental`: exact sufficient statistics, reservoir sample, occurrence posteriors);
+4. after the exploration window: one Bayesian model per variant (value: exact from the statistics;
+   occurrence: online Laplace, full refits on a bounded window), publish the SDK weights
+   (`cmab_configs[...].config`), the explore share and the server's model under the new allocation
+   version, and serve SDKs that cannot score (specs v1) the policy's marginal shares as plain weights;
+5. record per-variant units, outcomes and coefficients, and the off-policy value of the personalized
+   policy against the best single variant and a uniform split (on the reservoir sample).
 
 A contextual autotune never declares a winner: the personalized policy is the product.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
 from sqlalchemy.engine import Connection
 
-from openautotune.contextual.features import CategoricalFeature, Encoding, NumericFeature, encode_training
-from openautotune.contextual.models import (
-    GaussianPrior,
-    ModelFit,
-    NormalInverseGammaPrior,
-    fit_occurrence,
-    fit_value,
-)
+from openautotune.contextual.compact import encode
+from openautotune.contextual.features import Encoding, encoding_from_json, encoding_to_json
+from openautotune.contextual.incremental import Batch, RunState, absorb, normalised, train_occurrence, train_value
+from openautotune.contextual.models import ModelFit
 from openautotune.contextual.offpolicy import Logs, PolicyValue, compare
 from openautotune.contextual.policy import LinearPolicy, ThompsonBank
 from openautotune.contextual.publish import cmab_config, raw_weights, sample_rate
 from openautotune.domain.autotune import Autotune, Status
 from openautotune.store import autotunes as autotune_store
 from openautotune.store import contextual as store
+from openautotune.store import contextual_runs as runs
 from openautotune.store import updates
+from openautotune.store.attribution import BEGINNING_MS
 from openautotune.store.database import Database
 
 BOOTSTRAP: Final = 200
@@ -64,37 +67,6 @@ class Learned:
 
 
 # --- the server's model as JSON ------------------------------------------------------------------
-
-
-def encoding_to_json(encoding: Encoding) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for feature in encoding.features:
-        if isinstance(feature, NumericFeature):
-            out.append({"name": feature.name, "kind": "numeric", "centre": feature.centre, "scale": feature.scale})
-        else:
-            out.append(
-                {
-                    "name": feature.name,
-                    "kind": "categorical",
-                    "values": list(feature.values),
-                    "centres": list(feature.centres),
-                }
-            )
-    return out
-
-
-def encoding_from_json(items: Sequence[dict[str, Any]]) -> Encoding:
-    features: list[NumericFeature | CategoricalFeature] = []
-    for item in items:
-        if item["kind"] == "numeric":
-            features.append(NumericFeature(str(item["name"]), float(item["centre"]), float(item["scale"])))
-        else:
-            features.append(
-                CategoricalFeature(
-                    str(item["name"]), tuple(str(v) for v in item["values"]), tuple(float(c) for c in item["centres"])
-                )
-            )
-    return Encoding(tuple(features))
 
 
 @dataclass(frozen=True)
@@ -162,9 +134,7 @@ def model_from_json(model: dict[str, Any]) -> ServerModel:
 # --- the update step ----------------------------------------------------------------------------
 
 
-def _propensities(
-    units: Sequence[store.UnitRow], index: dict[str, int], policies: dict[int, store.Policy], k: int
-) -> dict[str, float]:
+def _propensities(units: Sequence[store.UnitRow], policies: dict[int, store.Policy], k: int) -> dict[str, float]:
     """Propensities for the units that have none, from the policy of the version they name."""
     missing: dict[int | None, list[store.UnitRow]] = {}
     for unit in units:
@@ -196,19 +166,6 @@ def publishable(fits: Sequence[ModelFit], alphas: np.ndarray) -> bool:
     )
 
 
-def _fit(optimizes_value: bool, design: np.ndarray, outcome: np.ndarray, actions: np.ndarray, k: int) -> list[ModelFit]:
-    columns = design.shape[1]
-    fits: list[ModelFit] = []
-    if optimizes_value:
-        spread = float(outcome.var()) if outcome.size > 1 else 1.0
-        prior = NormalInverseGammaPrior.default(columns, float(outcome.mean()) if outcome.size else 0.0, spread)
-        return [fit_value(design[actions == v], outcome[actions == v], prior) for v in range(k)]
-    base = float(outcome.mean()) if outcome.size else None
-    gaussian = GaussianPrior.default(columns, base_rate=base)
-    fits = [fit_occurrence(design[actions == v], outcome[actions == v], gaussian) for v in range(k)]
-    return fits
-
-
 def _value_json(value: PolicyValue) -> dict[str, Any]:
     return {
         "name": value.name,
@@ -224,14 +181,52 @@ def _value_json(value: PolicyValue) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """What an update reads: the units matured since the run's state, that state, and the policies of
+    the versions those units name."""
+
+    key: runs.RunKey
+    rows: list[store.UnitRow]
+    stored: runs.StoredState | None
+    policies: dict[int, store.Policy]
+
+
+@dataclass(frozen=True)
+class Readers:
+    """Stored batches on demand (a full refit's window; a rebuild after a feature changed type)."""
+
+    oldest_first: Callable[[], Sequence[Batch]]
+    newest_first: Callable[[int], Sequence[Batch]]
+
+
+@dataclass(frozen=True)
 class Prepared:
     """The contextual step computed before the update's write transaction (reads only)."""
 
     incarnation_ms: int
     run: int
     exploring: bool
+    state_as_of: int | None
     filled: dict[str, float]
     learned: Learned
+    state: runs.StoredState
+    batch: Batch
+
+
+def _key(autotune: Autotune) -> runs.RunKey:
+    return runs.RunKey(autotune.id, autotune.created_ms, autotune.run)
+
+
+def _readers(read: Callable[[], AbstractContextManager[Connection]], key: runs.RunKey) -> Readers:
+    def oldest_first() -> list[Batch]:
+        with read() as conn:
+            return [Batch.from_bytes(payload) for payload in runs.batches_oldest_first(conn, key)]
+
+    def newest_first(units: int) -> list[Batch]:
+        with read() as conn:
+            return [Batch.from_bytes(payload) for payload in runs.batches_newest_first(conn, key, units)]
+
+    return Readers(oldest_first, newest_first)
 
 
 def prepare(db: Database, autotune_id: str, as_of_ms: int) -> Prepared | None:
@@ -250,92 +245,148 @@ def prepare(db: Database, autotune_id: str, as_of_ms: int) -> Prepared | None:
         if last is not None and as_of_ms <= last:
             return None
         exploring = as_of_ms < autotune.started_at_ms + autotune.definition.exploration_ms
-        rows, policies = _read(conn, autotune, as_of_ms)
-    filled, learned = _compute(autotune, rows, policies, as_of_ms, exploring)
-    return Prepared(autotune.created_ms, autotune.run, exploring, filled, learned)
+        inputs = _read(conn, autotune, as_of_ms)
+    return _compute(autotune, inputs, as_of_ms, exploring, _readers(db.read, inputs.key))
 
 
-def _read(conn: Connection, autotune: Autotune, as_of_ms: int) -> tuple[list[store.UnitRow], dict[int, store.Policy]]:
+def _read(conn: Connection, autotune: Autotune, as_of_ms: int) -> Inputs:
+    """Only the units matured since the run's state was last advanced (all matured ones the first time)."""
+    key = _key(autotune)
+    stored = runs.get_state(conn, key)
+    if stored is not None and stored.meta.get("variants") != len(autotune.definition.variants):
+        stored = None  # variant indices no longer mean the same: learn again from every matured unit
     known = {variant.id for variant in autotune.definition.variants}
     rows = [
         unit
         for unit in store.matured_units(
-            conn, autotune_id=autotune.id, run=autotune.run, definition=autotune.definition, as_of_ms=as_of_ms
+            conn,
+            autotune_id=autotune.id,
+            run=autotune.run,
+            definition=autotune.definition,
+            as_of_ms=as_of_ms,
+            matured_after_ms=BEGINNING_MS if stored is None else stored.as_of_ms,
         )
         if unit.variant_id in known
     ]
-    return rows, store.policies_of_run(conn, autotune.id, autotune.created_ms, autotune.run)
+    versions = {u.allocation_version for u in rows if u.propensity is None and u.allocation_version is not None}
+    policies = store.policies_of_versions(conn, autotune.id, autotune.created_ms, autotune.run, sorted(versions))
+    return Inputs(key, rows, stored, policies)
 
 
 def learn(
     conn: Connection, autotune: Autotune, as_of_ms: int, exploring: bool, prepared: Prepared | None = None
 ) -> Learned:
-    """The contextual step of one update (see the module doc); writes only propensities. Uses `prepared`
-    when it was computed for this incarnation, run and stage, else computes here."""
-    usable = prepared is not None and (prepared.incarnation_ms, prepared.run, prepared.exploring) == (
-        autotune.created_ms,
-        autotune.run,
-        exploring,
-    )
-    if prepared is not None and usable:
-        filled, learned = prepared.filled, prepared.learned
+    """The contextual step of one update (see the module doc); writes propensities, the encoded batch
+    and the run's state. Uses `prepared` when it was computed for this incarnation, run, stage and
+    state, else computes here."""
+    key = _key(autotune)
+    usable = prepared is not None and (
+        prepared.incarnation_ms,
+        prepared.run,
+        prepared.exploring,
+        prepared.state_as_of,
+    ) == (autotune.created_ms, autotune.run, exploring, runs.state_as_of(conn, key))
+    if prepared is None or not usable:
+
+        @contextmanager
+        def same() -> Iterator[Connection]:
+            yield conn
+
+        prepared = _compute(autotune, _read(conn, autotune, as_of_ms), as_of_ms, exploring, _readers(same, key))
+    store.set_propensities(conn, autotune.id, autotune.run, prepared.filled)
+    if prepared.state_as_of is None:
+        runs.delete_run(conn, key)  # a state started afresh (see `_read`) replaces whatever was there
+    if prepared.batch.size:
+        seq = runs.next_seq(conn, key)
+        runs.insert_batch(conn, key, seq, as_of_ms, prepared.batch.size, prepared.batch.to_bytes())
+    runs.put_state(conn, key, prepared.state)
+    return prepared.learned
+
+
+def _seed(autotune: Autotune) -> int:
+    return int.from_bytes(hashlib.sha256(f"{autotune.id}:{autotune.created_ms}:{autotune.run}".encode()).digest()[:8])
+
+
+def _batch(
+    state: RunState, rows: Sequence[store.UnitRow], filled: dict[str, float], index: dict[str, int], value: bool
+) -> tuple[Batch, list[int]]:
+    """Encode the newly matured units, once."""
+    compact, flipped = encode(state.vocabulary, [unit.features for unit in rows])
+    actions = np.array([index[unit.variant_id] for unit in rows], dtype=np.int64)
+    if value:
+        outcomes = np.array([unit.value or 0.0 for unit in rows], dtype=np.float64)
     else:
-        rows, policies = _read(conn, autotune, as_of_ms)
-        filled, learned = _compute(autotune, rows, policies, as_of_ms, exploring)
-    store.set_propensities(conn, autotune.id, autotune.run, filled)
-    return learned
+        outcomes = np.array([1.0 if unit.converted else 0.0 for unit in rows], dtype=np.float64)
+    propensities = np.array(
+        [unit.propensity if unit.propensity is not None else filled[unit.unit_id] for unit in rows], dtype=np.float64
+    )
+    return Batch(compact, actions, outcomes, propensities), flipped
 
 
-def _compute(
-    autotune: Autotune,
-    rows: list[store.UnitRow],
-    policies: dict[int, store.Policy],
-    as_of_ms: int,
-    exploring: bool,
-) -> tuple[dict[str, float], Learned]:
+def _compute(autotune: Autotune, inputs: Inputs, as_of_ms: int, exploring: bool, readers: Readers) -> Prepared:
     definition = autotune.definition
     variant_ids = [variant.id for variant in definition.variants]
     index = {variant_id: k for k, variant_id in enumerate(variant_ids)}
     k = len(variant_ids)
-    filled = _propensities(rows, index, policies, k)
-    if exploring or not rows:
-        message = "exploring: equal split" if exploring else "no matured unit yet"
-        return filled, Learned(None, 1.0, None, None, {"units": len(rows), "message": message})
-    features = [unit.features for unit in rows]
-    encoding, design = encode_training(features, definition.feature_list)
-    actions = np.array([index[unit.variant_id] for unit in rows], dtype=np.int64)
-    if definition.optimizes_value:
-        outcome = np.array([unit.value or 0.0 for unit in rows], dtype=np.float64)
+    filled = _propensities(inputs.rows, inputs.policies, k)
+    if inputs.stored is not None:
+        state = RunState.from_storage(inputs.stored.meta, inputs.stored.payload)
     else:
-        outcome = np.array([1.0 if unit.converted else 0.0 for unit in rows], dtype=np.float64)
-    fits = _fit(definition.optimizes_value, design, outcome, actions, k)
+        state = RunState.start(k, definition.feature_list)
+    batch, flipped = _batch(state, inputs.rows, filled, index, definition.optimizes_value)
+    if batch.size:
+        absorb(state, batch, flipped, readers.oldest_first, _seed(autotune))
+    learned = _learned(autotune, state, batch, readers, as_of_ms, exploring)
+    meta, payload = state.to_storage()
+    stored = runs.StoredState(as_of_ms, meta, payload)
+    learned.record["newUnits"] = batch.size
+    learned.record["propensitiesFilled"] = len(filled)
+    previous = None if inputs.stored is None else inputs.stored.as_of_ms
+    return Prepared(autotune.created_ms, autotune.run, exploring, previous, filled, learned, stored, batch)
+
+
+def _learned(
+    autotune: Autotune, state: RunState, batch: Batch, readers: Readers, as_of_ms: int, exploring: bool
+) -> Learned:
+    definition = autotune.definition
+    variant_ids = [variant.id for variant in definition.variants]
+    k = len(variant_ids)
+    stats = state.stats
+    total = stats.units
+    if exploring or total == 0:
+        message = "exploring: equal split" if exploring else "no matured unit yet"
+        return Learned(None, 1.0, None, None, {"units": total, "message": message})
+    value = definition.optimizes_value
+    trained = train_value(state) if value else train_occurrence(state, batch, readers.newest_first)
+    encoding, fits = trained.encoding, trained.fits
     higher = not definition.lower_is_better
-    rate = sample_rate(len(rows), k, definition.longterm_exploration_allocation)
+    rate = sample_rate(total, k, definition.longterm_exploration_allocation)
     policy = LinearPolicy.from_fits(encoding, fits, rate, definition.exploration_window_rate, higher)
     if not publishable(fits, policy.alphas):
         message = "a model has non-finite weights (extreme feature values?): the previous policy stays"
-        return filled, Learned(None, rate, None, None, {"units": len(rows), "message": message})
+        return Learned(None, rate, None, None, {"units": total, "message": message})
     config = cmab_config(
         encoding, dict(zip(variant_ids, fits, strict=True)), definition.exploration_window_rate, higher
     )
+    # Off-policy value and marginal shares on the reservoir: a bounded, uniform sample of every unit.
+    sample = state.reservoir
+    design = trained.encode(normalised(state.vocabulary, sample.rows))
     shares = policy.marginal_shares(design)
-    propensities = np.array(
-        [unit.propensity if unit.propensity is not None else filled[unit.unit_id] for unit in rows], dtype=np.float64
-    )
-    logs = Logs(actions, outcome, propensities, np.column_stack([fit.predict_mean(design) for fit in fits]))
+    predictions = np.column_stack([f.predict_mean(design) for f in fits])
+    logs = Logs(sample.actions, sample.outcomes, sample.propensities, predictions)
     comparison = compare(
         policy.probabilities(design), logs, np.random.default_rng(as_of_ms % 2**63), higher, n_bootstrap=BOOTSTRAP
     )
     variants = []
-    for variant_id, fit, alpha in zip(variant_ids, fits, policy.alphas, strict=True):
+    for v, (variant_id, fit, alpha) in enumerate(zip(variant_ids, fits, policy.alphas, strict=True)):
         intercept, numerical, categorical = raw_weights(encoding, fit.mean)
-        mask = actions == index[variant_id]
+        units = int(stats.n[v])
         variants.append(
             {
                 "id": variant_id,
-                "units": int(mask.sum()),
-                "successes": int(outcome[mask].sum()) if not definition.optimizes_value else None,
-                "mean": float(outcome[mask].mean()) if mask.any() else None,
+                "units": units,
+                "successes": int(stats.successes[v]) if not definition.optimizes_value else None,
+                "mean": float(stats.xty[v, 0]) / units if units else None,
                 "onPrior": fit.on_prior,
                 "message": fit.message,
                 "alpha": float(alpha),
@@ -345,7 +396,7 @@ def _compute(
             }
         )
     record = {
-        "units": len(rows),
+        "units": total,
         "sampleRate": rate,
         "features": encoding_to_json(encoding),
         "variants": variants,
@@ -356,10 +407,10 @@ def _compute(
             "bestSingleVariantId": variant_ids[comparison.best_single_variant],
             "uniform": _value_json(comparison.uniform),
         },
-        "propensitiesFilled": len(filled),
+        "learning": {"refitted": trained.refitted, "reason": trained.reason, "reservoirUnits": sample.size},
     }
     weights = tuple(float(w) for w in shares / shares.sum())
-    return filled, Learned(weights, rate, config, model_to_json(encoding, variant_ids, fits, policy), record)
+    return Learned(weights, rate, config, model_to_json(encoding, variant_ids, fits, policy), record)
 
 
 def save(conn: Connection, autotune: Autotune, version: int, as_of_ms: int, learned: Learned) -> None:

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from openautotune.domain.autotune import Definition
-from openautotune.store.attribution import query_text, run_outcome_query
+from openautotune.store import contextual_runs
+from openautotune.store.attribution import BEGINNING_MS, query_text, run_outcome_query
 from openautotune.store.ingest_tables import units_table
 from openautotune.store.metadata import EpochMs, metadata
 
@@ -132,8 +133,28 @@ def policies_of_run(conn: Connection, autotune_id: str, incarnation_ms: int, run
     return {int(row.version): _policy(row) for row in rows}
 
 
+def policies_of_versions(
+    conn: Connection, autotune_id: str, incarnation_ms: int, run: int, versions: Sequence[int]
+) -> dict[int, Policy]:
+    """The run's policies published under `versions` only (what newly matured units name)."""
+    if not versions:
+        return {}
+    t = policies_table
+    rows = conn.execute(
+        sa.select(t).where(
+            t.c.autotune_id == autotune_id,
+            t.c.incarnation_ms == incarnation_ms,
+            t.c.run == run,
+            t.c.version.in_(sorted(set(versions))),
+        )
+    )
+    return {int(row.version): _policy(row) for row in rows}
+
+
 def delete_policies(conn: Connection, autotune_id: str) -> None:
+    """Forget the autotune's policies and what its runs learned (state and encoded batches)."""
     conn.execute(policies_table.delete().where(policies_table.c.autotune_id == autotune_id))
+    contextual_runs.delete_runs(conn, autotune_id)
 
 
 # One pass: every matured unit left-joined to its success events in its window, numbered by time; the first
@@ -145,6 +166,7 @@ WITH matured AS (
            u.first_exposure_ms
     FROM units u
     WHERE u.autotune_id = :autotune_id AND u.run = :run
+      AND u.first_exposure_ms > :matured_after - :window_ms
       AND u.first_exposure_ms <= :as_of - :window_ms
 ),
 joined AS (
@@ -167,14 +189,21 @@ ORDER BY first_exposure_ms, unit_id
 
 
 def matured_units(
-    conn: Connection, *, autotune_id: str, run: int, definition: Definition, as_of_ms: int
+    conn: Connection,
+    *,
+    autotune_id: str,
+    run: int,
+    definition: Definition,
+    as_of_ms: int,
+    matured_after_ms: int = BEGINNING_MS,
 ) -> list[UnitRow]:
-    """Every unit of the run whose attribution window has passed at `as_of_ms`, with its outcome.
+    """Every unit of the run whose attribution window has passed at `as_of_ms` but had not at
+    `matured_after_ms` (default: every matured unit), with its outcome.
 
     `converted`: it has a success event in its window; `value`: that first event's number (value
     metrics; None when not numeric, which the caller counts as 0, like the aggregates do).
     """
-    params = {"autotune_id": autotune_id, "run": run, "as_of": as_of_ms}
+    params = {"autotune_id": autotune_id, "run": run, "as_of": as_of_ms, "matured_after": matured_after_ms}
     rows = run_outcome_query(conn, query_text(conn.dialect.name, definition, _UNITS), definition, params)
     out: list[UnitRow] = []
     for row in rows:
