@@ -5,7 +5,19 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from openautotune import __version__
-from openautotune.api import cmab, console, docs_page, errors, health, results, sdk_client, sdk_events, sdk_specs
+from openautotune.api import (
+    cmab,
+    console,
+    docs_page,
+    errors,
+    health,
+    rate_limit,
+    results,
+    reviews,
+    sdk_client,
+    sdk_events,
+    sdk_specs,
+)
 from openautotune.api.cors import SdkCors
 from openautotune.api.exposure_batcher import ExposureBatcher
 from openautotune.api.limits import BodySizeLimit
@@ -44,11 +56,14 @@ def create_app(
     app.state.specs = SpecCache(db, settings.specs_refresh_seconds)
     app.state.exposure_batcher = ExposureBatcher(app.state.ingest)
     app.state.contextual = cmab.ContextualDeciders(db)
+    app.state.rate_limits = rate_limit.RateLimits(settings, db, app.state.clock)
     errors.install(app)
+    rate_limit.install(app)
     docs_page.install(app)
     # Routes are matched in order: the client SDKs' initialize, called on every page view, goes first.
     app.include_router(sdk_client.router)
     app.include_router(console.router)
+    app.include_router(reviews.router)
     app.include_router(results.router)
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)
