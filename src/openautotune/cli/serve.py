@@ -47,11 +47,20 @@ def serve(
     update_interval: Annotated[
         int | None, typer.Option("--update-interval", help="Seconds between scheduled engine updates (default 3600)")
     ] = None,
+    require_reviews: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-reviews/--no-require-reviews",
+            help="Hold Console API changes sent with x-respect-review-settings: true for a second key's review",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP server (Console API, SDK endpoints, dashboard)."""
     from openautotune.engine.scheduler import MIN_INTERVAL_SECONDS, Scheduler
 
-    settings = load_settings(database_url, host=host, port=port, update_interval_seconds=update_interval)
+    settings = load_settings(
+        database_url, host=host, port=port, update_interval_seconds=update_interval, require_reviews=require_reviews
+    )
     if settings.update_interval_seconds < MIN_INTERVAL_SECONDS:
         err.print(f"--update-interval must be at least {MIN_INTERVAL_SECONDS} seconds")
         raise typer.Exit(2)
