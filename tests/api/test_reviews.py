@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from openautotune.domain.keys import KeyKind
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import keys as key_service
+from openautotune.settings import Settings
 from openautotune.testing import TestApp, make_test_app
 from tests.api.helpers import BASE, created_id
 
@@ -235,3 +236,22 @@ def test_unknown_review_and_bad_queries(rclient: TestClient, reviewed_app: TestA
     assert rclient.get(REVIEWS, headers={"STATSIG-API-KEY": "console-wrong"}).status_code == 401
     refused = rclient.put(f"{REVIEWS}/x/approve", json={"comment": 5}, headers=_second_key(reviewed_app))
     assert refused.status_code == 400
+
+
+def test_review_routes_check_the_api_version(rclient: TestClient, reviewed_app: TestApp) -> None:
+    headers = {**reviewed_app.console_headers(), "STATSIG-API-VERSION": "20230101"}
+    assert rclient.get(REVIEWS, headers=headers).status_code == 400
+    headers["STATSIG-API-VERSION"] = "20240601"
+    assert rclient.get(REVIEWS, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("1", True), ("ON", True), ("false", False), ("0", False)]
+)
+def test_require_reviews_setting_reads_booleans(raw: str, expected: bool) -> None:
+    assert Settings.from_env({"OPENAUTOTUNE_REQUIRE_REVIEWS": raw}).require_reviews is expected
+
+
+def test_require_reviews_setting_refuses_other_words() -> None:
+    with pytest.raises(ValueError, match="OPENAUTOTUNE_REQUIRE_REVIEWS must be true or false"):
+        Settings.from_env({"OPENAUTOTUNE_REQUIRE_REVIEWS": "sometimes"})

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from openautotune.api import console_fields as wire
 from openautotune.api.auth import console_actor, console_key, writable_console_key
+from openautotune.api.console_headers import check_version
 from openautotune.api.console_models import (
     AutotuneAnswer,
     AutotuneCreate,
@@ -22,7 +23,6 @@ from openautotune.api.console_models import (
     OverridesAnswer,
     OverridesIn,
 )
-from openautotune.api.errors import ApiError
 from openautotune.api.json_body import ConsoleJsonRoute
 from openautotune.api.reviews import HELD, held_for_review
 from openautotune.clock import Clock
@@ -33,7 +33,6 @@ from openautotune.service import autotunes, overrides
 from openautotune.service import review_operations as change
 from openautotune.store.database import Database
 
-API_VERSION = "20240601"
 BASE = "/console/v1/autotunes"
 # Beyond this a page is out of range (a 400): the offset (page - 1) * limit must fit the databases'
 # 64-bit OFFSET, and no server holds a million pages of autotunes.
@@ -41,20 +40,10 @@ MAX_PAGE = 1_000_000
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 429)}
 
 
-def _check_version(
-    statsig_api_version: Annotated[str | None, Header(alias="STATSIG-API-VERSION")] = None,
-    _review: Annotated[str | None, Header(alias="x-respect-review-settings")] = None,
-) -> None:
-    if statsig_api_version is not None and statsig_api_version != API_VERSION:
-        raise ApiError(
-            400, f"Unsupported STATSIG-API-VERSION {statsig_api_version!r}; this server speaks {API_VERSION}"
-        )
-
-
 router = APIRouter(
     prefix=BASE,
     tags=["Autotunes"],
-    dependencies=[Depends(_check_version)],
+    dependencies=[Depends(check_version)],
     responses=ERRORS,
     route_class=ConsoleJsonRoute,
 )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from openautotune.api.auth import console_actor, console_key, writable_console_key
+from openautotune.api.console_headers import check_version
 from openautotune.api.console_models import ErrorBody
 from openautotune.api.errors import ApiError
 from openautotune.api.json_body import ConsoleJsonRoute
@@ -36,7 +37,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code i
 # The answer a held mutation gets, documented on each autotune route that may be held.
 HELD: dict[int | str, dict[str, Any]] = {202: {"model": ReviewSubmittedAnswer, "description": SUBMITTED}}
 
-router = APIRouter(prefix="/console/v1", tags=["Reviews"], responses=ERRORS, route_class=ConsoleJsonRoute)
+router = APIRouter(
+    prefix="/console/v1",
+    tags=["Reviews"],
+    dependencies=[Depends(check_version)],
+    responses=ERRORS,
+    route_class=ConsoleJsonRoute,
+)
 Reader = Annotated[KeyRecord, Depends(console_key)]
 Writer = Annotated[KeyRecord, Depends(writable_console_key)]
 
