@@ -44,14 +44,22 @@ def lock_scope(conn: Connection, scope: str) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(zlib.crc32(scope.encode()))))
 
 
-def recent_hits(conn: Connection, scope: str, since_ms: int) -> list[int]:
-    """Times of the scope's hits after `since_ms`, oldest first."""
+def count_hits(conn: Connection, scope: str, since_ms: int) -> int:
+    """How many of the scope's hits fall after `since_ms` (an index range scan)."""
+    query = sa.select(sa.func.count()).where(hits_table.c.scope == scope, hits_table.c.at_ms > since_ms)
+    return int(conn.execute(query).scalar_one())
+
+
+def nth_hit(conn: Connection, scope: str, since_ms: int, n: int) -> int:
+    """The time of the scope's `n`-th hit (0-based, oldest first) after `since_ms`."""
     query = (
         sa.select(hits_table.c.at_ms)
         .where(hits_table.c.scope == scope, hits_table.c.at_ms > since_ms)
         .order_by(hits_table.c.at_ms)
+        .limit(1)
+        .offset(n)
     )
-    return [int(at) for at in conn.execute(query).scalars()]
+    return int(conn.execute(query).scalar_one())
 
 
 def add_hit(conn: Connection, scope: str, at_ms: int) -> None:

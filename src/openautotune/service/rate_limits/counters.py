@@ -22,18 +22,6 @@ class Counters(Protocol):
         """Add `delta` to the window's count; the new total over every process."""
 
 
-def wait_ms(hits: list[int], budgets: tuple[Budget, ...], now_ms: int) -> int | None:
-    """From the times of recent admitted hits (oldest first): None if one more fits every budget,
-    else how long until the hit that must leave the fullest window leaves it."""
-    longest = 0
-    for budget in budgets:
-        in_window = [at for at in hits if at > now_ms - budget.window_ms]
-        if len(in_window) >= budget.limit:
-            leaving = in_window[len(in_window) - budget.limit]
-            longest = max(longest, leaving + budget.window_ms - now_ms)
-    return max(longest, 1) if longest else None
-
-
 class DatabaseCounters:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -42,12 +30,18 @@ class DatabaseCounters:
         longest = max(budget.window_ms for budget in budgets)
         with self.db.write() as conn:
             store.lock_scope(conn, scope)
-            hits = store.recent_hits(conn, scope, now_ms - longest)
-            wait = wait_ms(hits, budgets, now_ms)
-            if wait is None:
+            wait = 0
+            for budget in budgets:
+                since = now_ms - budget.window_ms
+                count = store.count_hits(conn, scope, since)
+                if count >= budget.limit:
+                    # The hit that must leave the window before one more fits in it.
+                    leaving = store.nth_hit(conn, scope, since, count - budget.limit)
+                    wait = max(wait, leaving + budget.window_ms - now_ms, 1)
+            if not wait:
                 store.add_hit(conn, scope, now_ms)
                 store.forget_hits(conn, scope, now_ms - longest)
-            return wait
+            return wait or None
 
     def add(self, scope: str, window_ms: int, window_start_ms: int, delta: int) -> int:
         with self.db.write() as conn:
