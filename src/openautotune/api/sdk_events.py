@@ -39,7 +39,7 @@ class LogEventAnswer(BaseModel):
     dropped: dict[str, int]
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413, 429)}
 router = APIRouter(tags=["SDK"], responses={200: {"model": LogEventAnswer}, **ERRORS})
 
 # The body is read raw (it may be gzip), so its schema is documented by hand.
