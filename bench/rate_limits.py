@@ -9,6 +9,8 @@ local counts, flushed every 250 ms). Then measures, on each, over keep-alive con
 threads in this process:
 1. `GET /v1/download_config_specs` (the SDK poll: cached bytes, so the limiter's share is most visible);
 2. `PATCH /console/v1/autotunes/{id}` (a mutation: its own write transaction plus the limiter's).
+3. in this process, without HTTP: the cost of one limiter check next to one partial update through the
+   service (its own transaction and audit row), on SQLite, alternating in rounds.
 Prints requests/s and the ratio on/off measured in this one run (noise moves absolute figures, not ratios).
 """
 
@@ -27,8 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from openautotune.clock import SystemClock  # noqa: E402
+from openautotune.service import autotunes as autotune_service  # noqa: E402
+from openautotune.service.rate_limits import BatchedLimiter, ExactLimiter, parse_budgets  # noqa: E402
+from openautotune.service.rate_limits.counters import DatabaseCounters  # noqa: E402
+from openautotune.testing import make_test_app  # noqa: E402
 from tests.api.helpers import BUTTON_COLOR_TEST  # noqa: E402
 from tests.e2e.live import LiveServer  # noqa: E402
+from tests.web.helpers import ADMIN, create  # noqa: E402
 
 OFF = {"OPENAUTOTUNE_RATE_LIMIT_MUTATIONS": "off", "OPENAUTOTUNE_RATE_LIMIT_SDK": "off"}
 ON = {"OPENAUTOTUNE_RATE_LIMIT_MUTATIONS": "1000000/10s,9000000/15m", "OPENAUTOTUNE_RATE_LIMIT_SDK": "100000000/10s"}
@@ -91,6 +99,42 @@ def main() -> None:
     for name, label in (("specs", "GET /v1/download_config_specs"), ("patch", "PATCH /console/v1/autotunes/{id}")):
         off, on = statistics.median(results["off"][name]), statistics.median(results["on"][name])
         print(f"{label:38} {off:10.0f}/s {on:10.0f}/s {on / off:8.2f}")
+    in_process(args.rounds)
+
+
+def per_call_ms(work: object, calls: int) -> float:
+    began = time.perf_counter()
+    for n in range(calls):
+        work(n)  # type: ignore[operator]
+    return (time.perf_counter() - began) * 1000 / calls
+
+
+def in_process(rounds: int, calls: int = 200) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        app = make_test_app(f"sqlite:///{folder}/inproc.db")
+        clock = SystemClock()
+        counters = DatabaseCounters(app.db)
+        exact = ExactLimiter(counters, parse_budgets("1000000/10s,9000000/15m", "bench"), clock)
+        batched = BatchedLimiter(counters, parse_budgets("100000000/10s", "bench"), clock)
+        autotune = create(app.db, app.clock, "bench")
+        costs: dict[str, list[float]] = {"update": [], "exact": [], "batched": []}
+        for _ in range(rounds):
+            costs["update"].append(
+                per_call_ms(
+                    lambda n: autotune_service.partial_update(
+                        app.db, clock, ADMIN, autotune.id, {"description": str(n)}, {}
+                    ),
+                    calls,
+                )
+            )
+            costs["exact"].append(per_call_ms(lambda n: exact.check("console-write:k"), calls))
+            costs["batched"].append(per_call_ms(lambda n: batched.check("sdk:k"), calls * 50))
+        app.db.dispose()
+    update, exact_ms, batched_ms = (statistics.median(costs[k]) for k in ("update", "exact", "batched"))
+    print(f"in process, SQLite, median of {rounds} rounds:")
+    print(f"  partial update through the service   {update:8.3f} ms")
+    print(f"  mutation limiter check (exact)       {exact_ms:8.3f} ms  ({exact_ms / update:.2f} of an update)")
+    print(f"  SDK limiter check (batched)          {batched_ms:8.4f} ms")
 
 
 if __name__ == "__main__":

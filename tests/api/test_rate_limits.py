@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from openautotune.domain.keys import KeyKind
 from openautotune.service import keys as key_service
-from openautotune.service.rate_limits import BatchedLimiter, Budget, parse_budgets
+from openautotune.service.rate_limits import BatchedLimiter, Budget, ExactLimiter, parse_budgets
 from openautotune.service.rate_limits.counters import DatabaseCounters
 from openautotune.testing import TestApp, make_test_app
 from tests.api.helpers import BASE, created_id
@@ -138,3 +138,15 @@ def test_budgets_are_parsed_strictly() -> None:
     for bad in ("100", "0/10s", "100/0s", "100/10d", "-1/10s", "100/10s,"):
         with pytest.raises(ValueError, match="is not a budget"):
             parse_budgets(bad, "x")
+
+
+def test_counting_leaves_sqlite_connections_fully_durable(sqlite_url: str) -> None:
+    """The limiter's commits skip the flush to disk; the connection goes back to the pool with
+    synchronous=FULL, so the data's own commits keep their durability."""
+    app = make_test_app(sqlite_url)
+    limiter = ExactLimiter(DatabaseCounters(app.db), parse_budgets("5/10s", "test"), app.clock)
+    assert limiter.check("console-write:k").allowed
+    for _ in range(3):  # whichever pooled connection comes back
+        with app.db.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    app.db.dispose()

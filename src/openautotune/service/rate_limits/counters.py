@@ -28,7 +28,7 @@ class DatabaseCounters:
 
     def admit(self, scope: str, budgets: tuple[Budget, ...], now_ms: int) -> int | None:
         longest = max(budget.window_ms for budget in budgets)
-        with self.db.write() as conn:
+        with store.relaxed_write(self.db) as conn:
             store.lock_scope(conn, scope)
             wait = 0
             for budget in budgets:
@@ -44,7 +44,7 @@ class DatabaseCounters:
             return wait or None
 
     def add(self, scope: str, window_ms: int, window_start_ms: int, delta: int) -> int:
-        with self.db.write() as conn:
+        with store.relaxed_write(self.db) as conn:
             total = store.add_to_counter(conn, scope, window_start_ms, delta)
             store.forget_counters(conn, scope, window_start_ms - window_ms)
             return total
