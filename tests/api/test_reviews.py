@@ -13,6 +13,7 @@ from openautotune.domain.keys import KeyKind
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import keys as key_service
 from openautotune.settings import Settings
+from openautotune.store import reviews as review_store
 from openautotune.testing import TestApp, make_test_app
 from tests.api.helpers import BASE, created_id
 
@@ -255,3 +256,26 @@ def test_require_reviews_setting_reads_booleans(raw: str, expected: bool) -> Non
 def test_require_reviews_setting_refuses_other_words() -> None:
     with pytest.raises(ValueError, match="OPENAUTOTUNE_REQUIRE_REVIEWS must be true or false"):
         Settings.from_env({"OPENAUTOTUNE_REQUIRE_REVIEWS": "sometimes"})
+
+
+def test_an_approval_that_fails_changes_nothing(rclient: TestClient, reviewed_app: TestApp) -> None:
+    """Atomic: when the stored change cannot be applied (here: edited by hand in the database to an invalid
+    one), the approval answers the refusal and neither the autotune, the review nor the audit log moves."""
+    app = reviewed_app
+    autotune_id = created_id(rclient, app)
+    review_id = _submit(rclient, app, "PATCH", f"{BASE}/{autotune_id}", json={"description": "fine"})
+    with app.db.write() as conn:
+        stored = review_store.get(conn, review_id)
+        assert stored is not None
+        broken = {**stored.operation, "fields": {"variants": [{"name": "only", "json": {}, "size": None}]}}
+        conn.execute(
+            review_store.reviews_table.update()
+            .where(review_store.reviews_table.c.id == review_id)
+            .values(operation=broken)
+        )
+    before, audit_before = _read(rclient, app, autotune_id), autotune_service.audit_history(app.db, autotune_id)
+    refused = rclient.put(f"{REVIEWS}/{review_id}/approve", headers=_second_key(app))
+    assert refused.status_code == 400
+    assert _read(rclient, app, autotune_id) == before
+    assert autotune_service.audit_history(app.db, autotune_id) == audit_before
+    assert rclient.get(f"{REVIEWS}/{review_id}", headers=app.console_headers()).json()["data"]["status"] == "pending"
