@@ -21,6 +21,20 @@ def _mask_url(url: str) -> str:
     return f"{scheme}://{user}{':***' if colon else ''}@{location}"
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    # bool("false") is True: booleans need their own reading.
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{ENV_PREFIX}{name.upper()} must be true or false, not {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the server reads. Each is documented in docs/configuration.md."""
@@ -42,6 +56,12 @@ class Settings:
     workers: int = 0  # 0: one server process per core (`serve --workers`)
     leader_retry_seconds: float = 2.0
     health_max_ingest_lag_seconds: float = 300.0  # 0: the ingest lag never makes /health unhealthy
+    # Reviews and rate limits (docs/configuration.md, "Reviews and rate limits").
+    require_reviews: bool = False
+    rate_limit_mutations: str = "100/10s,900/15m"
+    rate_limit_reads: str = "1000/10s"
+    rate_limit_sdk: str = "50000/10s"
+    redis_url: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, /, **overrides: Any) -> Settings:
@@ -51,7 +71,7 @@ class Settings:
             raw = environ.get(ENV_PREFIX + field.name.upper())
             if raw is not None:
                 kind = type(getattr(cls, field.name))
-                values[field.name] = kind(raw)
+                values[field.name] = _parse_bool(field.name, raw) if kind is bool else kind(raw)
         settings = cls(**values)
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -59,4 +79,5 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["database_url"] = _mask_url(self.database_url)
         shown["queue_url"] = _mask_url(self.queue_url)
+        shown["redis_url"] = _mask_url(self.redis_url)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"

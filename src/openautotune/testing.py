@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -32,14 +33,26 @@ class TestApp:
         return {"STATSIG-API-KEY": self.read_only_key if read_only else self.console_key}
 
 
-def make_test_app(database_url: str, *, now_ms: int = START_MS, ingest_mode: str = "sync") -> TestApp:
-    """An app on `database_url` (migrated) with one key of each kind; `ingest_mode="log"` to test the log."""
+# The clock of a test app stands still unless the test moves it, so rate-limit windows never pass:
+# limits are off unless a test turns them on (make_test_app(url, rate_limit_mutations="100/10s")).
+NO_RATE_LIMITS = {"rate_limit_mutations": "off", "rate_limit_reads": "off", "rate_limit_sdk": "off"}
+
+
+def make_test_app(
+    database_url: str, *, now_ms: int = START_MS, ingest_mode: str = "sync", **settings_overrides: Any
+) -> TestApp:
+    """An app on `database_url` (migrated) with one key of each kind; `ingest_mode="log"` to test the log;
+    `settings_overrides` set any Settings field (rate limits are off by default, see NO_RATE_LIMITS)."""
     clock = FixedClock(now_ms)
     db = Database.from_url(database_url)
     # Sync ingestion: a POST to /v1/log_event answers after its rows are written, with the per-event
     # report, so tests read what they sent at once (the log and queue modes have tests of their own).
     settings = Settings(
-        database_url=database_url, key_cache_seconds=0.0, specs_refresh_seconds=0.0, ingest_mode=ingest_mode
+        database_url=database_url,
+        key_cache_seconds=0.0,
+        specs_refresh_seconds=0.0,
+        ingest_mode=ingest_mode,
+        **{**NO_RATE_LIMITS, **settings_overrides},
     )
     app = create_app(settings, db=db, clock=clock)
 

@@ -7,7 +7,19 @@ import functools
 from fastapi import FastAPI
 
 from openautotune import __version__, metrics
-from openautotune.api import cmab, console, docs_page, errors, health, results, sdk_client, sdk_events, sdk_specs
+from openautotune.api import (
+    cmab,
+    console,
+    docs_page,
+    errors,
+    health,
+    rate_limit,
+    results,
+    reviews,
+    sdk_client,
+    sdk_events,
+    sdk_specs,
+)
 from openautotune.api import metric_sources as metric_sources_api
 from openautotune.api import metrics as metrics_api
 from openautotune.api.batch_intake import BatchIntake
@@ -56,12 +68,15 @@ def create_app(
         app.state.ingest_lag.provider = functools.partial(log_processor.ingest_lag, db, app.state.clock)
     app.state.exposure_batcher = ExposureBatcher(app.state.ingest)
     app.state.contextual = cmab.ContextualDeciders(db)
+    app.state.rate_limits = rate_limit.RateLimits(settings, db, app.state.clock)
     errors.install(app)
+    rate_limit.install(app)
     docs_page.install(app)
     # Routes are matched in order: the client SDKs' initialize, called on every page view, goes first.
     app.include_router(sdk_client.router)
     app.include_router(console.router)
     app.include_router(metric_sources_api.router)
+    app.include_router(reviews.router)
     app.include_router(results.router)
     app.include_router(sdk_events.router)
     app.include_router(sdk_specs.router)

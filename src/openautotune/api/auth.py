@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from openautotune.api.errors import ApiError
+from openautotune.api.rate_limit import spend_console, spend_sdk
 from openautotune.domain.autotune import Actor
 from openautotune.domain.keys import KeyKind, KeyRecord
 from openautotune.service.keys import CONSOLE_HEADER, KeyAuthenticator, require_console_key
@@ -19,8 +20,10 @@ def _authenticator(request: Request) -> KeyAuthenticator:
 
 
 def console_key(request: Request) -> KeyRecord:
-    """Any active console key (reads)."""
-    return require_console_key(_authenticator(request), request.headers.get(CONSOLE_HEADER))
+    """Any active console key; the request spends the key's read or mutation budget."""
+    record = require_console_key(_authenticator(request), request.headers.get(CONSOLE_HEADER))
+    spend_console(request, record)
+    return record
 
 
 def writable_console_key(request: Request) -> KeyRecord:
@@ -47,4 +50,5 @@ def require_sdk_key(request: Request, raw: str | None, allowed: frozenset[KeyKin
         raise ApiError(
             401, f"This endpoint only accepts an active {kinds} key, but an invalid key was sent. Key: {raw or ''}"
         )
+    spend_sdk(request, record)
     return record

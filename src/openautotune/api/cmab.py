@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from openautotune.contextual.serving import Decider
 
 router = APIRouter(
-    tags=["SDK"], responses={code: {"model": ErrorBody} for code in (400, 401, 404, 503)}, route_class=SdkJsonRoute
+    tags=["SDK"], responses={code: {"model": ErrorBody} for code in (400, 401, 404, 429, 503)}, route_class=SdkJsonRoute
 )
 
 

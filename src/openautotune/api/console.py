@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from openautotune.api import console_fields as wire
 from openautotune.api.auth import console_actor, console_key, writable_console_key
+from openautotune.api.console_headers import check_version
 from openautotune.api.console_models import (
     AutotuneAnswer,
     AutotuneCreate,
@@ -22,37 +23,27 @@ from openautotune.api.console_models import (
     OverridesAnswer,
     OverridesIn,
 )
-from openautotune.api.errors import ApiError
 from openautotune.api.json_body import ConsoleJsonRoute
+from openautotune.api.reviews import HELD, held_for_review
 from openautotune.clock import Clock
 from openautotune.domain.autotune import UserIdOverride
 from openautotune.domain.errors import InvalidInput
 from openautotune.domain.keys import KeyRecord
 from openautotune.service import autotunes, overrides
+from openautotune.service import review_operations as change
 from openautotune.store.database import Database
 
-API_VERSION = "20240601"
 BASE = "/console/v1/autotunes"
 # Beyond this a page is out of range (a 400): the offset (page - 1) * limit must fit the databases'
 # 64-bit OFFSET, and no server holds a million pages of autotunes.
 MAX_PAGE = 1_000_000
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404)}
-
-
-def _check_version(
-    statsig_api_version: Annotated[str | None, Header(alias="STATSIG-API-VERSION")] = None,
-    _review: Annotated[str | None, Header(alias="x-respect-review-settings")] = None,
-) -> None:
-    if statsig_api_version is not None and statsig_api_version != API_VERSION:
-        raise ApiError(
-            400, f"Unsupported STATSIG-API-VERSION {statsig_api_version!r}; this server speaks {API_VERSION}"
-        )
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 429)}
 
 
 router = APIRouter(
     prefix=BASE,
     tags=["Autotunes"],
-    dependencies=[Depends(_check_version)],
+    dependencies=[Depends(check_version)],
     responses=ERRORS,
     route_class=ConsoleJsonRoute,
 )
@@ -121,56 +112,56 @@ def read_autotune(request: Request, _key: Reader, id: str) -> Response:
     return _answer("Autotune Experiment read successfully.", autotunes.get(_db(request), id))
 
 
-@router.post("/{id}", response_model=AutotuneAnswer, summary="Fully Update Autotune")
+@router.post("/{id}", response_model=AutotuneAnswer, summary="Fully Update Autotune", responses=HELD)
 def fully_update_autotune(request: Request, key: Writer, id: str, body: AutotuneFullUpdate) -> Response:
-    autotune = autotunes.full_update(
-        _db(request),
-        _clock(request),
-        console_actor(key),
-        id,
-        wire.definition_fields(body, only_present=False),
-        wire.echoes(body),
-    )
+    fields, echoes = wire.definition_fields(body, only_present=False), wire.echoes(body)
+    if (held := held_for_review(request, key, change.update(id, fields, echoes, full=True))) is not None:
+        return held
+    autotune = autotunes.full_update(_db(request), _clock(request), console_actor(key), id, fields, echoes)
     # Statsig's own wording for this endpoint, kept for compatibility.
     return _answer("Autotune Experiment read successfully.", autotune)
 
 
-@router.patch("/{id}", response_model=AutotuneAnswer, summary="Partially Update Autotune")
+@router.patch("/{id}", response_model=AutotuneAnswer, summary="Partially Update Autotune", responses=HELD)
 def partially_update_autotune(request: Request, key: Writer, id: str, body: AutotunePartialUpdate) -> Response:
-    autotune = autotunes.partial_update(
-        _db(request),
-        _clock(request),
-        console_actor(key),
-        id,
-        wire.definition_fields(body, only_present=True),
-        wire.echoes(body),
-    )
+    fields, echoes = wire.definition_fields(body, only_present=True), wire.echoes(body)
+    if (held := held_for_review(request, key, change.update(id, fields, echoes, full=False))) is not None:
+        return held
+    autotune = autotunes.partial_update(_db(request), _clock(request), console_actor(key), id, fields, echoes)
     return _answer("Autotune Experiment updated successfully.", autotune)
 
 
-@router.delete("/{id}", response_model=MessageAnswer, summary="Delete Autotune")
+@router.delete("/{id}", response_model=MessageAnswer, summary="Delete Autotune", responses=HELD)
 def delete_autotune(request: Request, key: Writer, id: str) -> Response:
+    if (held := held_for_review(request, key, change.lifecycle("delete", id))) is not None:
+        return held
     autotunes.delete(_db(request), _clock(request), console_actor(key), id)
     return _json({"message": "Autotune Experiment deleted successfully."})
 
 
-@router.put("/{id}/start", response_model=MessageAnswer, summary="Start Autotune")
+@router.put("/{id}/start", response_model=MessageAnswer, summary="Start Autotune", responses=HELD)
 def start_autotune(request: Request, key: Writer, id: str) -> Response:
+    if (held := held_for_review(request, key, change.lifecycle("start", id))) is not None:
+        return held
     autotunes.start(_db(request), _clock(request), console_actor(key), id)
     return _json({"message": "Autotune Experiment successfully started."})
 
 
-@router.put("/{id}/make_decision", response_model=MessageAnswer, summary="Make Decision")
+@router.put("/{id}/make_decision", response_model=MessageAnswer, summary="Make Decision", responses=HELD)
 def make_decision(request: Request, key: Writer, id: str, body: DecisionIn) -> Response:
     variant_ref = body.id or body.groupID
     if variant_ref is None:
         raise InvalidInput.field("id", "Field required: the id or name of the winning variant")
+    if (held := held_for_review(request, key, change.make_decision(id, variant_ref, body.decisionReason))) is not None:
+        return held
     autotunes.make_decision(_db(request), _clock(request), console_actor(key), id, variant_ref, body.decisionReason)
     return _json({"message": "Decision made for Autotune Experiment."})
 
 
-@router.put("/{id}/reset", response_model=MessageAnswer, summary="Reset Autotune")
+@router.put("/{id}/reset", response_model=MessageAnswer, summary="Reset Autotune", responses=HELD)
 def reset_autotune(request: Request, key: Writer, id: str) -> Response:
+    if (held := held_for_review(request, key, change.lifecycle("reset", id))) is not None:
+        return held
     autotunes.reset(_db(request), _clock(request), console_actor(key), id)
     return _json({"message": "Autotune Experiment successfully restarted."})
 
@@ -192,19 +183,29 @@ def get_overrides(request: Request, _key: Reader, id: str) -> Response:
     return _overrides_answer("Autotune overrides read successfully.", overrides.read(_db(request), id))
 
 
-@router.post("/{id}/overrides", response_model=OverridesAnswer, summary="Update Autotune Overrides")
+@router.post("/{id}/overrides", response_model=OverridesAnswer, summary="Update Autotune Overrides", responses=HELD)
 def replace_overrides(request: Request, key: Writer, id: str, body: OverridesIn) -> Response:
-    autotune = overrides.replace_all(_db(request), _clock(request), console_actor(key), id, _user_overrides(body))
+    values = _user_overrides(body)
+    if (held := held_for_review(request, key, change.set_overrides(id, values, merge=False))) is not None:
+        return held
+    autotune = overrides.replace_all(_db(request), _clock(request), console_actor(key), id, values)
     return _overrides_answer("Autotune overrides updated successfully.", autotune.user_id_overrides)
 
 
-@router.patch("/{id}/overrides", response_model=OverridesAnswer, summary="Partially Update Autotune Overrides")
+@router.patch(
+    "/{id}/overrides", response_model=OverridesAnswer, summary="Partially Update Autotune Overrides", responses=HELD
+)
 def merge_overrides(request: Request, key: Writer, id: str, body: OverridesIn) -> Response:
-    autotune = overrides.merge(_db(request), _clock(request), console_actor(key), id, _user_overrides(body))
+    values = _user_overrides(body)
+    if (held := held_for_review(request, key, change.set_overrides(id, values, merge=True))) is not None:
+        return held
+    autotune = overrides.merge(_db(request), _clock(request), console_actor(key), id, values)
     return _overrides_answer("Autotune overrides updated successfully.", autotune.user_id_overrides)
 
 
-@router.delete("/{id}/overrides/userID/{userID}", response_model=OverridesAnswer, summary="Delete User ID Override")
+@router.delete(
+    "/{id}/overrides/userID/{userID}", response_model=OverridesAnswer, summary="Delete User ID Override", responses=HELD
+)
 def delete_user_override(
     request: Request,
     key: Writer,
@@ -214,6 +215,9 @@ def delete_user_override(
     unitType: str | None = None,
     environment: str | None = None,
 ) -> Response:
+    operation = change.remove_override(id, userID, groupID, unitType, environment)
+    if (held := held_for_review(request, key, operation)) is not None:
+        return held
     autotune = overrides.remove_unit(
         _db(request), _clock(request), console_actor(key), id, userID, groupID, unitType, environment
     )

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from openautotune.api.auth import console_actor, console_key, writable_console_key
-from openautotune.api.console import ERRORS, MAX_PAGE, _check_version
+from openautotune.api.console import ERRORS, MAX_PAGE
+from openautotune.api.console_headers import check_version
 from openautotune.api.json_body import ConsoleJsonRoute
 from openautotune.clock import Clock
 from openautotune.domain.field_limits import MAX_DESCRIPTION
@@ -80,7 +81,7 @@ class DeletedAnswer(BaseModel):
 router = APIRouter(
     prefix=BASE,
     tags=["Metric sources"],
-    dependencies=[Depends(_check_version)],
+    dependencies=[Depends(check_version)],
     responses=ERRORS,
     route_class=ConsoleJsonRoute,
 )

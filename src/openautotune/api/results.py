@@ -20,7 +20,7 @@ MESSAGE = "Autotune results read successfully."
 router = APIRouter(
     prefix="/console/v1/autotunes",
     tags=["Autotunes"],
-    responses={code: {"model": ErrorBody} for code in (401, 404)},
+    responses={code: {"model": ErrorBody} for code in (401, 404, 429)},
 )
 
 

@@ -33,7 +33,7 @@ from openautotune.serving.initialize import DEFAULT_HASH, HASHES, client_entry, 
 
 log = logging.getLogger("openautotune.sdk_client")
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413, 429, 503)}
 router = APIRouter(tags=["SDK"], responses=ERRORS)
 JSON = "application/json"
 

@@ -40,7 +40,7 @@ class LogEventAnswer(BaseModel):
     batch_id: str | None = None  # log and queue modes: the batch's id; events are checked later
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413, 429, 503)}
 router = APIRouter(tags=["SDK"], responses={200: {"model": LogEventAnswer}, **ERRORS})
 
 # The body is read raw (it may be gzip), so its schema is documented by hand.

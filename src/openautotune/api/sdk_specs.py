@@ -25,7 +25,7 @@ from openautotune.clock import Clock
 from openautotune.service.ingest import ExposureInput
 from openautotune.serving.evaluate import Evaluation
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 429, 503)}
 router = APIRouter(tags=["SDK"], responses=ERRORS, route_class=SdkJsonRoute)
 
 NO_UPDATES = orjson.dumps({"has_updates": False})

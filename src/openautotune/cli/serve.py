@@ -70,6 +70,13 @@ def serve(
             "--workers", help="Server processes on the port (default: one per core; 1 runs all in this process)"
         ),
     ] = None,
+    require_reviews: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-reviews/--no-require-reviews",
+            help="Hold Console API changes sent with x-respect-review-settings: true for a second key's review",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP server (Console API, SDK endpoints, dashboard)."""
     from openautotune.engine.scheduler import MIN_INTERVAL_SECONDS
@@ -82,6 +89,7 @@ def serve(
         workers=workers,
         queue_url=queue,
         ingest_mode=ingest_mode,
+        require_reviews=require_reviews,
     )
     if settings.update_interval_seconds < MIN_INTERVAL_SECONDS:
         err.print(f"--update-interval must be at least {MIN_INTERVAL_SECONDS} seconds")

@@ -13,7 +13,8 @@ from openautotune.domain.autotune import Autotune, Status
 from openautotune.domain.errors import DomainError, InvalidInput, NotFound
 from openautotune.domain.ids import could_be_autotune_id
 from openautotune.service import autotunes as autotune_service
-from openautotune.service import exposures_log
+from openautotune.service import exposures_log, reviews
+from openautotune.service import review_operations as change
 from openautotune.web import auth, views
 from openautotune.web.auth import Visitor
 from openautotune.web.static import asset_version
@@ -233,8 +234,19 @@ def confirm(request: Request, autotune_id: str, action: str, variant: str = "", 
         )
         return _autotune_page(request, found, autotune_id, 400, error=problem)
     return _render(
-        request, "confirm.html", found, autotune=autotune, action=action, variant=chosen, reason=reason.strip()
+        request,
+        "confirm.html",
+        found,
+        autotune=autotune,
+        action=action,
+        variant=chosen,
+        reason=reason.strip(),
+        held_for_review=_reviews_required(request),
     )
+
+
+def _reviews_required(request: Request) -> bool:
+    return bool(request.app.state.settings.require_reviews)
 
 
 def _problem_text(error: DomainError) -> str:
@@ -259,16 +271,18 @@ async def act(request: Request, autotune_id: str, action: str) -> Response:
     try:
         if not could_be_autotune_id(autotune_id):
             raise NotFound(autotune_service.NOT_FOUND)
-        if action == "start":
-            autotune_service.start(db, clock, actor, autotune_id)
-        elif action == "reset":
-            autotune_service.reset(db, clock, actor, autotune_id)
-        else:
+        if action == "decide":
             reason = _field(form, "reason")
             if not reason or "\x00" in reason or len(reason) > MAX_REASON:
                 problem = f"Give a reason for the decision (up to {MAX_REASON} characters, no NUL)."
                 return _autotune_page(request, found, autotune_id, 400, error=problem)
-            autotune_service.make_decision(db, clock, actor, autotune_id, _field(form, "variant"), reason)
+            operation = change.make_decision(autotune_id, _field(form, "variant"), reason)
+        else:
+            operation = change.lifecycle(action, autotune_id)
+        if _reviews_required(request):  # the same rule as the Console API: another key must approve
+            reviews.submit(db, clock, actor, operation)
+            return RedirectResponse("/reviews?done=submitted", status_code=303)
+        change.apply(db, clock, actor, operation)
     except NotFound:
         return _render(
             request, "message.html", found, 404, title="Not found", message=f"No autotune with id {autotune_id!r}."
