@@ -1,8 +1,9 @@
 """Delayed conversions and the holdout, measured on the real engine through the simulator.
 
-    .venv/bin/python bench/health_delay.py [--seeds 10] [--workers 1] [--only delay,holdout]
+    .venv/bin/python bench/health_delay.py [--seeds 10] [--holdout-seeds 20] [--workers 1]
+                                           [--only delay,holdout] [--exploration 24hr,1hr]
 
-- delay: 5% / 5.5% / 6.5%, 1,000 users an hour, a 24-hour exploration window, a 24-hour attribution
+- delay: 5% / 5.5% / 6.5%, 1,000 users an hour, a 24-hour (and a 1-hour) exploration window, a 24-hour attribution
   window, conversions after an exponential delay of mean 6 hours, 72 hours (direct traffic). The same
   seeds run with `delayedConversions: "expected"` (the default: immature units count for the
   allocation) and `"ignored"` (the mature-only engine). Reported: regret over the 3 days of each, their
@@ -40,20 +41,21 @@ DELAY_COUNTED = 1.0 - math.exp(-24 * 60 / DELAY_MINUTES)
 HOLDOUT_COUNTED = 1.0 - math.exp(-60.0 / 15.0)
 
 
-def delay_job(job: tuple[int, str]) -> dict[str, Any]:
-    seed, mode = job
+def delay_job(job: tuple[int, str, str]) -> dict[str, Any]:
+    seed, mode, exploration = job
     config = SimulationConfig(arms=ARMS, hours=72, seed=seed, delay_mean_minutes=DELAY_MINUTES)
     began = time.perf_counter()
     result = run_simulation(
         config,
         through_sdk=False,
-        exploration_window="24hr",
+        exploration_window=exploration,
         attribution_window="24hr",
         delayed_conversions=mode,
     )
     return {
         "seed": seed,
         "mode": mode,
+        "exploration": exploration,
         "regret": result.regret,
         "winner": result.winner,
         "hour": result.hours_to_winner,
@@ -107,7 +109,8 @@ def delay_report(records: list[dict[str, Any]]) -> str:
     expected = [by[s, "expected"]["regret"] for s in seeds]
     ignored = [by[s, "ignored"]["regret"] for s in seeds]
     lines = [
-        f"delay: {len(seeds)} seeds, regret over 72 h: with immature units {statistics.fmean(expected):.1f}, "
+        f"delay, exploration window {records[0]['exploration']}: {len(seeds)} seeds, regret over 72 h: "
+        f"with immature units {statistics.fmean(expected):.1f}, "
         f"mature-only {statistics.fmean(ignored):.1f}, ratio of means "
         f"{statistics.fmean(expected) / statistics.fmean(ignored):.2f}x "
         f"(per-seed ratios median {statistics.median(e / i for e, i in zip(expected, ignored, strict=True)):.2f})",
@@ -147,6 +150,8 @@ def holdout_report(records: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--holdout-seeds", type=int, default=20)
+    parser.add_argument("--exploration", default="24hr,1hr")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--only", default="delay,holdout")
     args = parser.parse_args()
@@ -154,10 +159,11 @@ def main() -> None:
     began = time.perf_counter()
     with _pool(args.workers) as pool:
         if "delay" in parts:
-            jobs = [(seed, mode) for seed in range(args.seeds) for mode in ("expected", "ignored")]
-            print(delay_report(list(pool.map(delay_job, jobs))), flush=True)
+            for exploration in args.exploration.split(","):
+                jobs = [(seed, mode, exploration) for seed in range(args.seeds) for mode in ("expected", "ignored")]
+                print(delay_report(list(pool.map(delay_job, jobs))), flush=True)
         if "holdout" in parts:
-            print(holdout_report(list(pool.map(holdout_job, range(args.seeds)))), flush=True)
+            print(holdout_report(list(pool.map(holdout_job, range(args.holdout_seeds)))), flush=True)
     print(f"({time.perf_counter() - began:.0f} s)")
 
 
