@@ -171,3 +171,17 @@ def test_half_held_out_by_hash_in_every_serving_path_and_compared_in_results(
     for user in users[:100]:  # held-out users keep their variant, the others may move
         if rules[user].endswith(":holdout"):
             assert _rule_of(client, test_app, autotune_id, user) == rules[user]
+
+
+def test_a_decision_ends_the_holdout_but_not_its_results(client: TestClient, test_app: TestApp) -> None:
+    data = _started(client, test_app, holdoutPercent=10)
+    autotune_id = data["id"]
+    assert _results(client, test_app, autotune_id)["holdout"]["message"] == "no update yet"
+    blue = data["variants"][1]["id"]
+    decided = put(client, test_app, f"{autotune_id}/make_decision", {"id": blue, "decisionReason": "by hand"})
+    assert decided.status_code == 200, decided.text
+    entry = _entry(client, test_app, autotune_id)
+    assert [rule["id"] for rule in entry["rules"]] == [blue]  # everyone gets the winner, held out or not
+    assert all(_rule_of(client, test_app, autotune_id, f"u{i}") == blue for i in range(30))
+    block = _results(client, test_app, autotune_id)["holdout"]
+    assert (block["percent"], block["units"], block["lift"]) == (10, 0, None)
