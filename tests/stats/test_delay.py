@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openautotune.stats.delay import MIN_CONVERSIONS, effective, fit_cdf, usable
+from openautotune.stats.delay import effective, fit_cdf
 
 
-def test_no_conversions_is_the_uniform_prior_and_not_usable() -> None:
+def test_no_conversions_is_the_uniform_prior() -> None:
     cdf = fit_cdf([0] * 4)
     assert cdf.edges == pytest.approx((0.0, 0.25, 0.5, 0.75, 1.0))
-    assert not usable(cdf)
+    assert cdf.conversions == 0
     assert cdf.share(0) == pytest.approx(0.125)
     assert cdf.mean_delay_fraction() == pytest.approx(0.5)
 
@@ -21,7 +21,7 @@ def test_counts_dominate_the_prior_and_the_cdf_is_monotone_ending_at_one() -> No
     cdf = fit_cdf([90, 10, 0, 0], prior_weight=4.0)
     assert cdf.edges[1] == pytest.approx((90 + 1) / 104)
     assert cdf.edges[-1] == 1.0 and list(cdf.edges) == sorted(cdf.edges)
-    assert usable(cdf) and cdf.conversions == 100 >= MIN_CONVERSIONS
+    assert cdf.conversions == 100
     assert cdf.at(0.125) == pytest.approx(cdf.share(0))
 
 

@@ -9,8 +9,10 @@ unit's share comes from a model (a delay distribution assumed the same for every
 over time), and the false-winner guarantee of the winner rule must not rest on a model. A wrong CDF
 can only misdirect some traffic for at most one attribution window, after which the units are mature.
 
-Fallbacks, all recorded: fewer than `MIN_CONVERSIONS` mature conversions (no mature units yet, say),
-`delayedConversions: "ignored"`, or a contextual autotune: the allocation is the mature-only one.
+Before any mature conversion (the first W of a run) the CDF is its prior alone, a uniform delay over
+the window; it inflates young units' rates by the same factor for every variant of a period, which the
+period-weighted estimator compares period by period. `delayedConversions: "ignored"` or a contextual
+autotune: the allocation is the mature-only one. The record says which.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from openautotune.domain.autotune import Autotune
 from openautotune.stats import Summary, VariantAggregate, summarize
-from openautotune.stats.delay import DEFAULT_BINS, MIN_CONVERSIONS, DelayCdf, Effective, effective, fit_cdf, usable
+from openautotune.stats.delay import DEFAULT_BINS, DelayCdf, Effective, effective, fit_cdf
 from openautotune.store.attribution import BEGINNING_MS, Aggregate
 from openautotune.store.delay import delay_histogram, immature_cells
 
@@ -79,9 +81,10 @@ def step(
         reason = "contextual autotune: its policy reads mature units only"
     elif definition.delayed_conversions == "ignored":
         reason = 'delayedConversions is "ignored"'
-    elif not usable(cdf):
-        reason = f"fewer than {MIN_CONVERSIONS} mature conversions to learn the delay from; mature units only"
-    return DelayStep(histogram=histogram, cdf=cdf, used=reason is None and bool(cells), reason=reason, cells=cells)
+    used = reason is None and bool(cells)
+    if used and cdf.conversions == 0:
+        reason = "no mature conversion yet: the delay CDF is its prior alone, a uniform delay over the window"
+    return DelayStep(histogram=histogram, cdf=cdf, used=used, reason=reason, cells=cells)
 
 
 def allocation_summary(

@@ -27,8 +27,6 @@ DEFAULT_BINS = 48
 """Half-hour bins for a 24-hour window: fine enough that F barely changes within a bin."""
 DEFAULT_PRIOR_WEIGHT = 5.0
 """Pseudo-conversions, spread evenly over the window, that F starts from (a uniform delay)."""
-MIN_CONVERSIONS = 10
-"""Fewer mature conversions than this and the CDF is mostly prior: immature units are not used."""
 
 
 @dataclass(frozen=True)
@@ -107,8 +105,3 @@ def effective(cells: Sequence[tuple[int, int, int, float, float]], cdf: DelayCdf
         total=sum(cell[3] for cell in cells),
         total_sq=sum(cell[4] for cell in cells),
     )
-
-
-def usable(cdf: DelayCdf, min_conversions: int = MIN_CONVERSIONS) -> bool:
-    """Whether enough mature conversions shaped the CDF for immature units to count (else: mature only)."""
-    return cdf.conversions >= min_conversions
