@@ -1,6 +1,6 @@
 """Delayed conversions and the holdout, measured on the real engine through the simulator.
 
-    .venv/bin/python bench/health_delay.py [--seeds 10] [--holdout-seeds 20] [--workers 1]
+    .venv/bin/python bench/health_delay.py [--seeds 10] [--holdout-seeds 20] [--first-seed 0] [--workers 1]
                                            [--only delay,holdout] [--exploration 24hr,1hr]
 
 - delay: 5% / 5.5% / 6.5%, 1,000 users an hour, a 24-hour (and a 1-hour) exploration window, a 24-hour attribution
@@ -151,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--holdout-seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="Seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--exploration", default="24hr,1hr")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--only", default="delay,holdout")
@@ -160,10 +161,12 @@ def main() -> None:
     with _pool(args.workers) as pool:
         if "delay" in parts:
             for exploration in args.exploration.split(","):
-                jobs = [(seed, mode, exploration) for seed in range(args.seeds) for mode in ("expected", "ignored")]
+                seeds = range(args.first_seed, args.first_seed + args.seeds)
+                jobs = [(seed, mode, exploration) for seed in seeds for mode in ("expected", "ignored")]
                 print(delay_report(list(pool.map(delay_job, jobs))), flush=True)
         if "holdout" in parts:
-            print(holdout_report(list(pool.map(holdout_job, range(args.holdout_seeds)))), flush=True)
+            seeds = range(args.first_seed, args.first_seed + args.holdout_seeds)
+            print(holdout_report(list(pool.map(holdout_job, seeds))), flush=True)
     print(f"({time.perf_counter() - began:.0f} s)")
 
 
