@@ -102,3 +102,22 @@ def test_results_command_shows_immature_units_and_the_holdout(sqlite_url: str) -
     assert [v["immatureUnits"] for v in as_json["data"]["variants"]] == [v.immature_units for v in results.variants]
     assert sum(v.immature_units for v in results.variants) > 0
     db.dispose()
+
+
+def test_the_card_shows_only_what_there_is() -> None:
+    from openautotune.domain.autotune import Stage
+    from openautotune.engine.results import Results, VariantResult
+    from openautotune.web.holdout_view import section
+
+    def results(immature: int, holdout: dict[str, Any] | None, stage: Stage = Stage.EXPLOITING) -> Results:
+        variant = VariantResult("v", "red", 10, 1, 1.0, 0.1, 0.0, 0.3, 0.5, 0.5, immature_units=immature)
+        return Results("a", 1, stage, 1, None, "occurrence", 1, (variant,), None, holdout=holdout)
+
+    assert section(results(0, None)) is None
+    assert section(results(5, None, Stage.DRAFT)) is None
+    shown = section(results(5, None))
+    assert shown is not None and shown.holdout is None and shown.immature[0].units == 5
+    block = {"percent": 10.0, "units": 0, "banditUnits": 0, "lift": None, "message": "no update yet"}
+    with_holdout = section(results(0, block))
+    assert with_holdout is not None and with_holdout.holdout is not None
+    assert with_holdout.holdout.reading == "Not enough data yet to compare the bandit with its holdout."

@@ -89,8 +89,11 @@ def _holdout(block: dict[str, Any], occurrence: bool) -> HoldoutComparison:
 
 
 def section(results: Results) -> HealthDelaySection | None:
-    """The card's content; None for contextual autotunes (they have neither) and drafts."""
+    """The card's content; None for contextual autotunes (they have neither), drafts, and when there is
+    neither a holdout nor an immature unit to show."""
     if results.contextual is not None or results.stage.value == "draft":
+        return None
+    if results.holdout is None and not any(v.immature_units for v in results.variants):
         return None
     return HealthDelaySection(
         immature=tuple(ImmatureRow(v.name, v.immature_units) for v in results.variants),
