@@ -43,6 +43,7 @@ from openautotune.stats import (
 from openautotune.stats.winner_rule import traffic_weights
 from openautotune.store import audit, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
+from openautotune.store import delay as delay_store
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
 from openautotune.store.database import Database
 
@@ -226,10 +227,9 @@ def _update_locked(
     )
     # Delayed conversions (engine/delayed.py): the allocation may also read immature units; the
     # winner rule below reads the mature summary only.
-    before = (
-        updates.latest_record(conn, autotune.id, autotune.created_ms, autotune.run) if previous is not None else None
+    carried = (
+        delay_store.carried(conn, autotune.id, autotune.created_ms, autotune.run) if previous is not None else None
     )
-    carried = before.record if before is not None else None
     delay = delayed.step(conn, autotune, previous, as_of_ms, carried)
     allocation_summary = delayed.allocation_summary(
         delay,

@@ -15,11 +15,14 @@ only the last W of units and events: their cost grows with traffic, never with h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from openautotune.domain.autotune import Definition
 from openautotune.store.attribution import query_text, run_outcome_query
+from openautotune.store.updates import updates_table
 
 _SUCCESS_JOIN = """JOIN events e
       ON e.event_name = :event_name AND e.id_type = :id_type AND e.unit_id = m.unit_id
@@ -149,3 +152,22 @@ def immature_cells(
         )
         for row in run_outcome_query(conn, text, definition, params)
     ]
+
+
+def carried(conn: Connection, autotune_id: str, incarnation_ms: int, run: int) -> dict[str, Any]:
+    """The `delay` and `holdout` blocks of the run's latest update record, read as two JSON fields.
+
+    Only these small blocks are carried from one update to the next; reading them alone keeps the
+    update from parsing the whole previous record (whose `cumulative` list grows with the periods).
+    """
+    record = updates_table.c.record
+    t = updates_table.c
+    row = conn.execute(
+        sa.select(record["delay"], record["holdout"])
+        .where(t.autotune_id == autotune_id, t.incarnation_ms == incarnation_ms, t.run == run)
+        .order_by(t.as_of_ms.desc(), t.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return {}
+    return {key: value for key, value in zip(("delay", "holdout"), row, strict=True) if isinstance(value, dict)}
