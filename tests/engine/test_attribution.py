@@ -274,6 +274,7 @@ def test_the_query_reads_units_by_maturity_range_and_events_by_unit(sqlite_env: 
         "id_type": "userID",
         "success_value": "gold",
         "metadata_path": '$."price"',
+        "holdout": False,
     }
     with sqlite_env.db.read() as conn:
         plan = [row[3] for row in conn.execute(sa.text("EXPLAIN QUERY PLAN " + text), params)]

@@ -36,6 +36,8 @@ DEFINITION_FIELDS: dict[str, str] = {
     "featureList": "feature_list",
     "estimator": "estimator",
     "winnerRule": "winner_rule",
+    "holdoutPercent": "holdout_percent",
+    "delayedConversions": "delayed_conversions",
 }
 _DEFAULTS = {f.name: f.default for f in dataclass_fields(Definition)}
 # Shown on every answer even when unset ("" rather than absent), as Statsig does.

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from openautotune.domain import windows
-from openautotune.domain.rules import ESTIMATORS, MAX_NAME_LENGTH, MIN_SHARE, OPTIMIZATION_PARAMETERS, WINNER_RULES
+from openautotune.domain.rules import (
+    DELAYED_CONVERSIONS,
+    ESTIMATORS,
+    MAX_HOLDOUT_PERCENT,
+    MAX_NAME_LENGTH,
+    MIN_SHARE,
+    OPTIMIZATION_PARAMETERS,
+    WINNER_RULES,
+)
 
 
 def _one_of(allowed: tuple[str, ...]) -> Any:
@@ -32,6 +40,8 @@ WinnerThreshold = Annotated[str, _one_of(_THRESHOLDS), _enum(_THRESHOLDS)]
 OptimizationParameter = Annotated[str, _one_of(OPTIMIZATION_PARAMETERS), _enum(OPTIMIZATION_PARAMETERS)]
 Estimator = Annotated[str, _one_of(ESTIMATORS), _enum(ESTIMATORS)]
 WinnerRule = Annotated[str, _one_of(WINNER_RULES), _enum(WINNER_RULES)]
+DelayedConversions = Annotated[str, _one_of(DELAYED_CONVERSIONS), _enum(DELAYED_CONVERSIONS)]
+HoldoutPercent = Annotated[float, Field(ge=0, le=MAX_HOLDOUT_PERCENT, allow_inf_nan=False)]
 Share = Annotated[float, Field(ge=MIN_SHARE, le=1)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
@@ -79,6 +89,8 @@ class _Optional(BaseModel):
     # Extensions (engine.md): absent or null means the default, periodWeighted and sequential.
     estimator: Estimator | None = None
     winnerRule: WinnerRule | None = None
+    holdoutPercent: HoldoutPercent | None = None
+    delayedConversions: DelayedConversions | None = None
     # Echoed read-only fields (checked or ignored by the service; see console-api.md).
     id: str | None = None
     isStarted: bool | None = None
@@ -169,6 +181,8 @@ class AutotuneOut(BaseModel):
     featureList: list[str] | None = None
     estimator: str | None = None
     winnerRule: str | None = None
+    holdoutPercent: float | None = None
+    delayedConversions: str | None = None
 
 
 class AutotuneAnswer(BaseModel):

@@ -48,6 +48,42 @@ class VariantResultOut(BaseModel):
         description="Traffic weight the latest update computed (0 before it); finished: 1 for the winner, else 0"
     )
     total: float = Field(description="Sum of the outcomes (value metrics; equals successes for occurrence)")
+    immatureUnits: int = Field(
+        default=0,
+        description="Units still inside their attribution window at the latest update: not in `units`; "
+        "the allocation counts the share of their outcome already observable (docs/engine.md)",
+    )
+
+
+class IntervalOut(BaseModel):
+    value: float
+    low: float = Field(description="Lower end of its 95% interval")
+    high: float = Field(description="Upper end of its 95% interval")
+
+
+class HoldoutVariantOut(BaseModel):
+    id: str
+    units: int
+    successes: int
+    total: float
+    totalSq: float
+
+
+class HoldoutOut(BaseModel):
+    percent: float | None = Field(description="holdoutPercent of the autotune")
+    units: int = Field(description="Mature units of the holdout")
+    banditUnits: int = Field(description="Mature units the bandit served")
+    variants: list[HoldoutVariantOut] = Field(description="The holdout's mature units per variant")
+    holdoutMean: float = Field(description="Success rate (value per unit) of the holdout")
+    banditMean: float = Field(description="Success rate (value per unit) of the bandit's units")
+    lift: IntervalOut | None = Field(description="banditMean - holdoutMean with its interval; null without data")
+    relativeLift: IntervalOut | None = Field(description="lift / holdoutMean with its interval")
+    regretAvoided: IntervalOut | None = Field(
+        description="Outcomes the bandit's units gained over the holdout's fixed split: banditUnits x lift "
+        "(x -lift when lower is better)"
+    )
+    level: float
+    message: str | None
 
 
 class ResultsData(BaseModel):
@@ -66,6 +102,9 @@ class ResultsData(BaseModel):
         default=None,
         description="Contextual autotunes only: per-variant coefficients and the off-policy value of the "
         "personalized policy against the best single variant and a uniform split (docs/contextual.md)",
+    )
+    holdout: HoldoutOut | None = Field(
+        default=None, description="With holdoutPercent > 0: the bandit against its holdout (docs/engine.md)"
     )
 
 
@@ -97,6 +136,7 @@ def results_json(results: Results) -> dict[str, Any]:
                 "liftVsLeader": (
                     {"value": v.lift.value, "low": v.lift.low, "high": v.lift.high} if v.lift is not None else None
                 ),
+                "immatureUnits": v.immature_units,
             }
             for v in results.variants
         ],
@@ -106,6 +146,7 @@ def results_json(results: Results) -> dict[str, Any]:
         "message": results.message,
         "verdict": results.verdict,
         "estimator": results.estimator,
+        "holdout": results.holdout,
     }
     if results.contextual is not None:
         answer["contextual"] = results.contextual

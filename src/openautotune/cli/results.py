@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,6 +39,8 @@ def results(
         typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
         return
     series = views.load_series(db, autotune)
+    current = read_results(db, autotune)
+    immature = {variant.name: variant.immature_units for variant in current.variants}
     occurrence = series.metric == "occurrence"
     table = Table(
         "variant",
@@ -48,6 +50,7 @@ def results(
         "95% CI",
         "P(best)",
         "weight",
+        "immature",
         title=f"{autotune.definition.name} ({autotune.id}), run {autotune.run}",
     )
     for row in views.summary_rows(series):
@@ -59,8 +62,35 @@ def results(
             row.ci_text,
             views.format_percent(row.pob),
             views.format_percent(row.weight),
+            f"{immature.get(row.name, 0):,}",
         )
     out = Console()
     out.print(f"[bold]{series.status_sentence}[/bold]")
-    out.print(read_results(db, autotune).verdict)
+    out.print(current.verdict)
     out.print(table)
+    out.print("immature: units exposed less than one attribution window ago (not in units; the allocation counts them)")
+    if current.holdout is not None:
+        out.print(holdout_lines(current.holdout, occurrence))
+
+
+def holdout_lines(block: dict[str, Any], occurrence: bool) -> str:
+    """The holdout comparison in two lines (results JSON `holdout`, docs/engine.md "Holdout")."""
+
+    def show(value: Any) -> str:
+        if not isinstance(value, int | float):
+            return "—"
+        return f"{100 * value:.2f}%" if occurrence else f"{value:.4g}"
+
+    lift = block.get("lift") or {}
+    regret = block.get("regretAvoided") or {}
+    head = (
+        f"holdout {block.get('percent')}%: {block.get('units', 0):,} units at {show(block.get('holdoutMean'))}; "
+        f"bandit {block.get('banditUnits', 0):,} units at {show(block.get('banditMean'))}"
+    )
+    if not lift:
+        return head + f"\n{block.get('message') or 'not enough data'}"
+    return (
+        f"{head}\nlift over the holdout {show(lift.get('value'))} (95% interval {show(lift.get('low'))} to "
+        f"{show(lift.get('high'))}); regret avoided {regret.get('value', 0):,.1f} "
+        f"({regret.get('low', 0):,.1f} to {regret.get('high', 0):,.1f})"
+    )

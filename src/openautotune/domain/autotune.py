@@ -61,6 +61,10 @@ class Definition:
     """Extension: `periodWeighted` (None: the default) or `pooled` (engine.md, "Estimator")."""
     winner_rule: str | None = None
     """Extension: `sequential` (None: the default) or `statsig` (engine.md, "Winner rule")."""
+    holdout_percent: float | None = None
+    """Extension: the share of units (0..50 %) served a fixed equal split for the whole run (engine.md, "Holdout")."""
+    delayed_conversions: str | None = None
+    """Extension: `expected` (None: the default) or `ignored` (engine.md, "Delayed conversions")."""
 
     @property
     def exploration_ms(self) -> int:
@@ -80,6 +84,11 @@ class Definition:
         if self.optimization_parameter is not None:
             return self.optimization_parameter == "value"
         return bool(self.metadata_field)
+
+    @property
+    def holdout_share(self) -> float:
+        """The holdout's share of units, 0..0.5 (0 when unset)."""
+        return (self.holdout_percent or 0.0) / 100.0
 
     @property
     def lower_is_better(self) -> bool:

@@ -14,6 +14,10 @@ ESTIMATORS = ("periodWeighted", "pooled")
 """The engine's estimators (stats/estimators.py), the first the default."""
 WINNER_RULES = ("sequential", "statsig")
 """The engine's winner rules (stats/winner_rule.py), the first the default."""
+DELAYED_CONVERSIONS = ("expected", "ignored")
+"""How immature units enter the allocation (engine/delayed.py), the first the default."""
+MAX_HOLDOUT_PERCENT = 50.0
+"""A larger holdout would be the main arm, not a comparison group (engine.md, "Holdout")."""
 MAX_NAME_LENGTH = 100
 MIN_SHARE = 0.001
 
@@ -28,6 +32,8 @@ FROZEN_FIELDS: dict[str, str] = {
     "optimization_parameter": "optimizationParameter",
     "is_contextual": "isContextual",
     "feature_list": "featureList",
+    # Who is held out is decided by the share: changing it mid-run would move units between arms.
+    "holdout_percent": "holdoutPercent",
 }
 
 
@@ -68,10 +74,24 @@ def definition_problems(definition: Definition) -> list[FieldProblem]:
         (definition.optimization_parameter, "optimizationParameter", OPTIMIZATION_PARAMETERS),
         (definition.estimator, "estimator", ESTIMATORS),
         (definition.winner_rule, "winnerRule", WINNER_RULES),
+        (definition.delayed_conversions, "delayedConversions", DELAYED_CONVERSIONS),
     ):
         if value is not None and value not in allowed:
             problems.append(FieldProblem(prop, f"must be one of {', '.join(allowed)}"))
+    problems.extend(_holdout_problems(definition))
     return problems
+
+
+def _holdout_problems(definition: Definition) -> list[FieldProblem]:
+    share = definition.holdout_percent
+    if share is None:
+        return []
+    if not (math.isfinite(share) and 0.0 <= share <= MAX_HOLDOUT_PERCENT):
+        return [FieldProblem("holdoutPercent", f"must be a number from 0 to {MAX_HOLDOUT_PERCENT:g}")]
+    if share > 0 and definition.is_contextual:
+        # A contextual autotune is served through cmab_configs, which have no holdout rule.
+        return [FieldProblem("holdoutPercent", "a contextual autotune cannot have a holdout")]
+    return []
 
 
 def _variant_problems(definition: Definition) -> list[FieldProblem]:

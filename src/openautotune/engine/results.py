@@ -37,6 +37,8 @@ class VariantResult:
     weight: float
     posterior_mean: float = 0.0
     lift: Lift | None = None
+    immature_units: int = 0
+    """Units still inside their attribution window at the latest update (engine/delayed.py)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Results:
     estimator: str | None = None
     # Contextual autotunes: the update record's `contextual` part (coefficients, policy value; docs/contextual.md).
     contextual: dict[str, Any] | None = None
+    # The bandit against its holdout (the update record's `holdout` block; engine/holdout.py), or None.
+    holdout: dict[str, Any] | None = None
 
 
 def _float(value: Any) -> float:
@@ -97,8 +101,9 @@ def read_results(db: Database, autotune: Autotune) -> Results:
     items = [by_id.get(variant.id, {}) for variant in autotune.definition.variants]
     pob = [_float(item.get("probabilityOfBest")) for item in items]
     lifts = _lifts(items, pob) if record is not None else [None] * len(items)
+    immature = _immature(record.record if record is not None else None, len(items))
     variants = []
-    for variant, item, lift in zip(autotune.definition.variants, items, lifts, strict=True):
+    for variant, item, lift, young in zip(autotune.definition.variants, items, lifts, immature, strict=True):
         variants.append(
             VariantResult(
                 id=variant.id,
@@ -113,6 +118,7 @@ def read_results(db: Database, autotune: Autotune) -> Results:
                 weight=_float(item.get("weight")) if winner_id is None else float(variant.id == winner_id),
                 posterior_mean=_float(item.get("posteriorMean", item.get("mean"))),
                 lift=lift,
+                immature_units=young,
             )
         )
     diagnostics = record.record.get("diagnostics", {}) if record is not None else {}
@@ -133,4 +139,35 @@ def read_results(db: Database, autotune: Autotune) -> Results:
         verdict=verdict(autotune, stage, body, names, pob, lifts),
         estimator=estimator if isinstance(estimator, str) else None,
         contextual=record.record.get("contextual") if record is not None else None,
+        holdout=_holdout(autotune, record.record if record is not None else None),
     )
+
+
+def _immature(record: dict[str, Any] | None, count: int) -> list[int]:
+    block = record.get("delay") if record is not None else None
+    values = block.get("immatureUnits") if isinstance(block, dict) else None
+    if isinstance(values, list) and len(values) == count:
+        return [int(_float(value)) for value in values]
+    return [0] * count
+
+
+def _holdout(autotune: Autotune, record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The holdout block of the latest record; an empty one (zero units) before the first update."""
+    if not autotune.definition.holdout_share:
+        return None
+    block = record.get("holdout") if record is not None else None
+    if isinstance(block, dict):
+        return block
+    return {
+        "percent": autotune.definition.holdout_percent,
+        "units": 0,
+        "banditUnits": 0,
+        "variants": [],
+        "holdoutMean": 0.0,
+        "banditMean": 0.0,
+        "lift": None,
+        "relativeLift": None,
+        "regretAvoided": None,
+        "level": 0.95,
+        "message": "no update yet",
+    }

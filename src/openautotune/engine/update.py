@@ -26,7 +26,8 @@ from openautotune.contextual import training as contextual
 from openautotune.domain import lifecycle
 from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
 from openautotune.domain.autotune import Actor, Allocation, Autotune, Definition, Stage, Status
-from openautotune.engine import metric_source_step
+from openautotune.engine import delayed, metric_source_step
+from openautotune.engine import holdout as holdout_step
 from openautotune.engine.ingest_lag import DEFAULT_WAIT_SECONDS, wait_for_ingest
 from openautotune.stats import (
     DEFAULT_ESTIMATOR,
@@ -44,6 +45,7 @@ from openautotune.stats import (
 from openautotune.stats.winner_rule import traffic_weights
 from openautotune.store import audit, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
+from openautotune.store import delay as delay_store
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
 from openautotune.store.database import Database
 
@@ -248,6 +250,22 @@ def _update_locked(
         periods=_periods(variant_ids, cumulative),
         estimator=_estimator(definition),
     )
+    # Delayed conversions (engine/delayed.py): the allocation may also read immature units; the
+    # winner rule below reads the mature summary only.
+    carried = (
+        delay_store.carried(conn, autotune.id, autotune.created_ms, autotune.run) if previous is not None else None
+    )
+    delay = delayed.step(
+        conn, autotune, previous, as_of_ms, carried, from_metric_source=definition.metric_source_id is not None
+    )
+    allocation_summary = delayed.allocation_summary(
+        delay,
+        summary,
+        variant_ids,
+        cumulative,
+        lower_is_better=definition.lower_is_better,
+        long_term=definition.long_term_share,
+    )
     exploring = as_of_ms < autotune.started_at_ms + definition.exploration_ms
     stage = Stage.EXPLORING if exploring else Stage.EXPLOITING
     decision = decide(
@@ -263,7 +281,7 @@ def _update_locked(
     weights = (
         exploration_weights(definition)
         if exploring
-        else traffic_weights(decision, summary.pob, definition.long_term_share)
+        else traffic_weights(decision, allocation_summary.pob, definition.long_term_share)
     )
     # Contextual autotunes: the personalized policy decides the weights and never declares a winner.
     learned = contextual.learn(conn, autotune, as_of_ms, exploring, prepared) if definition.is_contextual else None
@@ -344,6 +362,8 @@ def _update_locked(
             "message": summary.message,
         },
     )
+    record["delay"] = _finite(delayed.record_json(delay, variant_ids, allocation_summary))
+    record["holdout"] = _finite(holdout_step.step(conn, autotune, previous, as_of_ms, carried, pooled))
     if learned is not None:
         record["contextual"] = _finite(learned.record)
     source_entry = metric_source_step.record_read(conn, sourced, now)

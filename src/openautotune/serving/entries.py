@@ -8,6 +8,7 @@ The entry is built once here (v1 form, conditions inline); `specs_v1` lists the 
 - `<variant id>`: the variant a bucket (or, once finished, everyone) was assigned.
 - `<variant id>:override`: a unit forced into a variant by a user-id override; not randomised,
   so not analysable either.
+- `<variant id>:holdout`: a unit of the holdout (serving/holdout.py), analysed apart from the bandit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from openautotune.domain.allocation import cumulative_thresholds, exploration_weights
 from openautotune.domain.autotune import Allocation, Autotune, Status, UserIdOverride, Variant
+from openautotune.serving.holdout import HOLDOUT_SUFFIX, holdout_rules
 
 PRESTART = "prestart"
 OVERRIDE_SUFFIX = ":override"
@@ -33,7 +35,7 @@ def variant_of_rule(rule_id: str) -> str | None:
     """The variant id a rule id stands for; None for `prestart` and rule ids of no variant."""
     if rule_id == PRESTART or not rule_id:
         return None
-    return rule_id.removesuffix(OVERRIDE_SUFFIX)
+    return rule_id.removesuffix(OVERRIDE_SUFFIX).removesuffix(HOLDOUT_SUFFIX)
 
 
 def _prestart_rule(default_value: Json, id_type: str) -> Json:
@@ -132,6 +134,7 @@ def config_entry(autotune: Autotune, allocation: Allocation | None) -> Json:
         if autotune.status is Status.FINISHED and winner is not None:
             rules.append(_winner_rule(autotune, winner))
         else:
+            rules.extend(holdout_rules(autotune, _variant_rule))
             rules.extend(_bucket_rules(autotune, serving_thresholds(autotune, allocation)))
     return {
         "name": autotune.id,

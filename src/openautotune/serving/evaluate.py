@@ -5,6 +5,11 @@ the server answers can never drift from what an SDK would answer. Compilation tu
 bucket rules into a 1000-slot table, and each rule into a ready answer; evaluating a user is one
 hash and one lookup. Only the condition shapes openautotune renders are accepted; anything else
 raises `UnsupportedSpec`, which also makes compilation a check of the renderer.
+
+Holdout rules (serving/holdout.py) carry a second `user_bucket` condition under another salt, the
+"gate": they compile into a second 1000-slot table that a unit reads when its gate hash passes
+(a bucket no gated rule takes falls through to the ordinary table, as in the SDKs). A unit outside
+the holdout costs one hash more than before.
 """
 
 from __future__ import annotations
@@ -43,6 +48,15 @@ class _Override:
 
 
 @dataclass(frozen=True)
+class _Gate:
+    """Rules that also need `h(f"{salt}.{unit}") % 1000 < limit` (the holdout), as their own table."""
+
+    salt: str
+    limit: float
+    table: tuple[Evaluation, ...]
+
+
+@dataclass(frozen=True)
 class CompiledConfig:
     name: str
     id_type: str
@@ -50,6 +64,7 @@ class CompiledConfig:
     salt: str | None  # None: the table does not depend on the bucket (public rules only)
     bucket_id_type: str
     table: tuple[Evaluation, ...]  # BUCKETS answers, by bucket
+    gate: _Gate | None = None
 
     def evaluate(self, user: Mapping[str, Any]) -> Evaluation:
         for override in self.overrides:
@@ -58,7 +73,11 @@ class CompiledConfig:
         if self.salt is None:
             return self.table[0]
         unit = raw_unit_id(user, self.bucket_id_type) or ""
-        return self.table[hash64(f"{self.salt}.{unit}") % BUCKETS]
+        bucket = hash64(f"{self.salt}.{unit}") % BUCKETS
+        gate = self.gate
+        if gate is not None and hash64(f"{gate.salt}.{unit}") % BUCKETS < gate.limit:
+            return gate.table[bucket]
+        return self.table[bucket]
 
 
 def _matches(override: _Override, user: Mapping[str, Any]) -> bool:
@@ -108,8 +127,11 @@ def _override(entry: Json, rule: Json, conditions: Sequence[Json]) -> _Override:
     return _Override(id_type=id_type, ids=ids, environments=environments, answer=_answer(entry, rule, rule["id"]))
 
 
-def _bucket_limit(entry: Json, conditions: Sequence[Json], key: list[tuple[str, str]]) -> float:
-    """The exclusive upper bucket a rule accepts (BUCKETS for public-only rules)."""
+def _bucket_limit(
+    entry: Json, conditions: Sequence[Json], key: list[tuple[str, str]], gates: list[tuple[str, str, float]]
+) -> float:
+    """The exclusive upper bucket a rule accepts (BUCKETS for public-only rules); a condition under
+    another salt than the entry's (a holdout gate) goes to `gates` instead."""
     limit: float = BUCKETS
     for condition in conditions:
         kind = condition.get("type")
@@ -118,9 +140,20 @@ def _bucket_limit(entry: Json, conditions: Sequence[Json], key: list[tuple[str, 
         if kind != "user_bucket" or condition.get("operator") != "lt":
             raise UnsupportedSpec(f"{entry['name']}: unsupported condition {condition!r}")
         salt = str((condition.get("additionalValues") or {}).get("salt") or "")
-        key.append((salt, str(condition.get("idType", "userID"))))
+        id_type = str(condition.get("idType", "userID"))
+        if salt != entry.get("salt") and any(c is not condition and c.get("type") == "user_bucket" for c in conditions):
+            gates.append((salt, id_type, float(condition["targetValue"])))
+            continue
+        key.append((salt, id_type))
         limit = min(limit, float(condition["targetValue"]))
     return limit
+
+
+def _table(answers: Sequence[tuple[float, Evaluation]], fallback: Sequence[Evaluation]) -> tuple[Evaluation, ...]:
+    """The first answer whose limit the bucket is under, else the fallback's answer for that bucket."""
+    return tuple(
+        next((answer for limit, answer in answers if bucket < limit), fallback[bucket]) for bucket in range(BUCKETS)
+    )
 
 
 def compile_entry(entry: Json) -> CompiledConfig:
@@ -131,24 +164,40 @@ def compile_entry(entry: Json) -> CompiledConfig:
         return CompiledConfig(name, id_type, (), None, "userID", (disabled,) * BUCKETS)
     overrides: list[_Override] = []
     limits: list[tuple[float, Json]] = []
+    gated: list[tuple[float, Json]] = []
+    gate_keys: list[tuple[str, str, float]] = []
     keys: list[tuple[str, str]] = []
     for rule in entry.get("rules", []):
         if rule.get("passPercentage") != 100:
             raise UnsupportedSpec(f"{name}: every rule must pass 100%")
         conditions = rule.get("conditions", [])
         if any(c.get("type") == "unit_id" for c in conditions):
-            if limits:
+            if limits or gated:
                 raise UnsupportedSpec(f"{name}: override rules must come before bucket rules")
             overrides.append(_override(entry, rule, conditions))
+            continue
+        gates: list[tuple[str, str, float]] = []
+        limit = _bucket_limit(entry, conditions, keys, gates)
+        if not gates:
+            limits.append((limit, rule))
+        elif limits or len(gates) > 1:
+            raise UnsupportedSpec(f"{name}: gated (holdout) rules must come first and have one gate")
         else:
-            limits.append((_bucket_limit(entry, conditions, keys), rule))
+            gated.append((limit, rule))
+            gate_keys.extend(gates)
     if len(set(keys)) > 1:
         raise UnsupportedSpec(f"{name}: bucket conditions must share one salt and id type")
+    if gate_keys and (len(set(gate_keys)) > 1 or not keys or gate_keys[0][1] != keys[0][1]):
+        raise UnsupportedSpec(f"{name}: holdout rules must share one gate and the bucket id type")
     default = _answer(entry, None, "default")
     answers = [(limit, _answer(entry, rule, rule["id"])) for limit, rule in limits]
-    table = tuple(next((answer for limit, answer in answers if bucket < limit), default) for bucket in range(BUCKETS))
+    table = _table(answers, [default] * BUCKETS)
     salt, bucket_id_type = keys[0] if keys else (None, "userID")
-    return CompiledConfig(name, id_type, tuple(overrides), salt, bucket_id_type, table)
+    gate = None
+    if gate_keys:
+        gate_table = _table([(limit, _answer(entry, rule, rule["id"])) for limit, rule in gated], table)
+        gate = _Gate(gate_keys[0][0], gate_keys[0][2], gate_table)
+    return CompiledConfig(name, id_type, tuple(overrides), salt, bucket_id_type, table, gate)
 
 
 class Evaluator:

@@ -59,17 +59,19 @@ class SdkTraffic:
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self._ingestor = Ingestor(db, clock)
+        self._rules: dict[str, str] = {}  # unit -> the rule id its exposure logs (e.g. a holdout rule)
 
     def assign(self, autotune: Autotune, allocation: Allocation | None, unit_ids: Sequence[str]) -> list[str]:
         compiled = compile_entry(config_entry(autotune, allocation))
-        served = [compiled.evaluate({"userID": unit}).variant_id for unit in unit_ids]
-        if any(variant is None for variant in served):
+        evaluations = [compiled.evaluate({"userID": unit}) for unit in unit_ids]
+        if any(evaluation.variant_id is None for evaluation in evaluations):
             raise RuntimeError("the evaluator served no variant to a simulated user")
-        return [variant for variant in served if variant is not None]
+        self._rules = {unit: evaluation.rule_id for unit, evaluation in zip(unit_ids, evaluations, strict=True)}
+        return [evaluation.variant_id for evaluation in evaluations if evaluation.variant_id is not None]
 
     def record(self, autotune: Autotune, exposures: Exposures, conversions: Conversions, now_ms: int) -> None:
         sent = [
-            _exposure_event(autotune.id, {"userID": unit}, variant, version, at)
+            _exposure_event(autotune.id, {"userID": unit}, self._rules.get(unit, variant), version, at)
             for unit, variant, version, at in zip(
                 exposures.unit_ids, exposures.variant_ids, exposures.versions, exposures.times_ms, strict=True
             )
@@ -152,9 +154,11 @@ def start_simulated_autotune(
     long_term: float | None = None,
     estimator: str | None = None,
     winner_rule: str | None = None,
+    holdout_percent: float | None = None,
+    delayed_conversions: str | None = None,
 ) -> str:
     """Create and start (through the service, as the Console API would) one autotune per simulation;
-    `estimator` and `winner_rule` None are the engine's defaults."""
+    `estimator`, `winner_rule`, `holdout_percent` and `delayed_conversions` None are the engine's defaults."""
     fields = {
         "name": name,
         "variants": [autotune_service.VariantInput(arm_name(k), {"arm": k}) for k in range(len(config.arms))],
@@ -165,6 +169,8 @@ def start_simulated_autotune(
         "longterm_exploration_allocation": long_term,
         "estimator": estimator,
         "winner_rule": winner_rule,
+        "holdout_percent": holdout_percent,
+        "delayed_conversions": delayed_conversions,
     }
     return _create_and_start(db, clock, fields, salt=f"simulation-{config.seed}")
 

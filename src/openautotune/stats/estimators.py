@@ -40,10 +40,11 @@ MIN_CELL_UNITS: Final = 15
 @dataclass(frozen=True, slots=True)
 class VariantAggregate:
     """A variant's sums over some units (one period, a stratum, or all): ``successes`` for
-    occurrence, the sums for value."""
+    occurrence, the sums for value. Counts are floats so that an immature unit can count for the share
+    of its outcome already observable (stats/delay.py); mature data always has whole counts."""
 
-    units: int
-    successes: int = 0
+    units: float
+    successes: float = 0
     total: float = 0.0
     total_sq: float = 0.0
 

@@ -241,7 +241,7 @@ class WeakPrior:
 DEFAULT_WEAK_PRIOR: Final = WeakPrior()
 
 
-def beta_posterior(successes: int, units: int) -> BetaPosterior:
+def beta_posterior(successes: float, units: float) -> BetaPosterior:
     """Beta(1 + s, 1 + n - s): a uniform prior updated with ``successes`` out of ``units``."""
     if units < 0 or not 0 <= successes <= units:
         raise ValueError(f"need 0 <= successes <= units, got successes={successes}, units={units}")
@@ -249,7 +249,7 @@ def beta_posterior(successes: int, units: int) -> BetaPosterior:
 
 
 def normal_posterior(
-    n: int, total: float, total_sq: float, *, prior: WeakPrior = DEFAULT_WEAK_PRIOR
+    n: float, total: float, total_sq: float, *, prior: WeakPrior = DEFAULT_WEAK_PRIOR
 ) -> NormalPosterior | StudentTPosterior:
     """Posterior of a mean from ``n`` values with sum ``total`` and sum of squares ``total_sq``.
 

@@ -55,7 +55,7 @@ class VariantSummary:
     """One variant's estimate (observed rate or value per unit, and its variance), posterior, its 95%
     (by default) equal-tailed interval, P(best) and weight. ``mean`` is the posterior mean."""
 
-    units: int
+    units: float
     posterior: Posterior
     estimate: Estimate
     mean: float

@@ -40,6 +40,7 @@ WITH matured AS (
     WHERE u.autotune_id = :autotune_id AND u.run = :run
       AND u.first_exposure_ms > :matured_after - :window_ms
       AND u.first_exposure_ms <= :as_of - :window_ms
+      AND u.holdout = :holdout
 ),
 exposed AS (
     SELECT variant_id, period, COUNT(*) AS units FROM matured GROUP BY variant_id, period
@@ -167,9 +168,17 @@ def matured_aggregates(
     definition: Definition,
     matured_after_ms: int,
     as_of_ms: int,
+    holdout: bool = False,
 ) -> list[Aggregate]:
-    """Per-(variant, period) sums over the units that matured in `(matured_after_ms, as_of_ms]`."""
-    params = {"autotune_id": autotune_id, "run": run, "matured_after": matured_after_ms, "as_of": as_of_ms}
+    """Per-(variant, period) sums over the units that matured in `(matured_after_ms, as_of_ms]`: the
+    bandit's units, or with `holdout` those of the holdout (engine.md, "Holdout")."""
+    params = {
+        "autotune_id": autotune_id,
+        "run": run,
+        "matured_after": matured_after_ms,
+        "as_of": as_of_ms,
+        "holdout": holdout,
+    }
     rows = run_outcome_query(conn, query_text(conn.dialect.name, definition), definition, params)
     return [
         Aggregate(

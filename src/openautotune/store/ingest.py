@@ -130,7 +130,15 @@ class _Insert:
 
 _EXPOSURES = _Insert(exposures_table, "ON CONFLICT (dedup_key) DO NOTHING")
 _EVENTS = _Insert(events_table, "ON CONFLICT (dedup_key) DO NOTHING")
-_UNIT_REPLACED = ("variant_id", "first_exposure_ms", "allocation_version", "explore", "features", "propensity")
+_UNIT_REPLACED = (
+    "variant_id",
+    "first_exposure_ms",
+    "allocation_version",
+    "explore",
+    "features",
+    "propensity",
+    "holdout",
+)
 _UNITS = _Insert(
     units_table,
     "ON CONFLICT (autotune_id, run, unit_id) DO UPDATE SET "

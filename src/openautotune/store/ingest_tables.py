@@ -51,7 +51,11 @@ units_table = sa.Table(
     sa.Column("explore", sa.Boolean, nullable=False, default=False),
     sa.Column("features", sa.JSON, nullable=True),
     sa.Column("propensity", sa.Float, nullable=True),
-    # Covering index for the engine's "units matured since the last update" scan.
+    # A unit of the holdout (rule `<variant>:holdout`, engine.md "Holdout"): kept out of the bandit's
+    # aggregates and compared with them. The server default keeps older writers valid.
+    sa.Column("holdout", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # Covering index for the engine's "units matured since the last update" scan (holdout included,
+    # since every scan filters on it).
     sa.Index(
         "ix_units_maturity",
         "autotune_id",
@@ -60,6 +64,7 @@ units_table = sa.Table(
         "variant_id",
         "allocation_version",
         "unit_id",
+        "holdout",
     ),
 )
 

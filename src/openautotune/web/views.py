@@ -12,7 +12,7 @@ from openautotune.web import results, series
 from openautotune.web.templating import format_number, format_percent
 
 if TYPE_CHECKING:  # the figures need plotly and numpy: imported by the page that draws them, not at start
-    from openautotune.web import contextual_view
+    from openautotune.web import contextual_view, holdout_view
 
 __all__ = ["AutotunePage", "ListRow", "SummaryRow", "format_percent", "list_rows", "load_series", "summary_rows"]
 
@@ -52,6 +52,7 @@ class AutotunePage:
     variant_names: dict[str, str]
     contextual: contextual_view.ContextualSection | None = None  # only for contextual autotunes
     verdict: str = ""  # the results' one-sentence verdict (engine/verdict.py)
+    health_delay: holdout_view.HealthDelaySection | None = None  # holdout comparison, immature units
 
 
 def stage_of(autotune: Autotune, latest: series.UpdatePoint | None) -> str:
@@ -165,9 +166,10 @@ def _config(autotune: Autotune) -> tuple[tuple[str, str], ...]:
 def autotune_page(
     db: Database, autotune: Autotune, now_ms: int, cache: results.PointsCache | None = None
 ) -> AutotunePage:
-    from openautotune.web import contextual_view, figures
+    from openautotune.web import contextual_view, figures, holdout_view
 
     page_series = load_series(db, autotune, cache)
+    current = read_results(db, autotune)
     latest = page_series.latest
     return AutotunePage(
         series=page_series,
@@ -178,5 +180,6 @@ def autotune_page(
         config=_config(autotune),
         variant_names={variant.id: variant.name for variant in autotune.definition.variants},
         contextual=contextual_view.section(db, autotune),
-        verdict=read_results(db, autotune).verdict,
+        verdict=current.verdict,
+        health_delay=holdout_view.section(current),
     )

@@ -152,6 +152,7 @@ class _Rows:
             "allocation_version": exposure.config_version,
             "explore": verdict.explore,
             "features": exposure.user,
+            "holdout": verdict.holdout,
             "propensity": exposure.propensity,
         }
 

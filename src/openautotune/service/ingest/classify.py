@@ -15,6 +15,7 @@ from openautotune.store.ingest import AutotuneFacts
 PRESTART = "prestart"
 EXPLORE_SUFFIX = ":explore"
 OVERRIDE_SUFFIX = ":override"
+HOLDOUT_SUFFIX = ":holdout"
 
 ANALYSABLE = ""
 UNKNOWN_CONFIG = "unknown_config"
@@ -34,6 +35,8 @@ class Verdict:
     variant_id: str | None
     explore: bool
     reason: str
+    holdout: bool = False
+    """Served by a holdout rule (`<variant>:holdout`, engine.md "Holdout")."""
 
     @property
     def analysable(self) -> bool:
@@ -59,12 +62,13 @@ def classify(exposure: CheckedExposure, facts: AutotuneFacts | None) -> Verdict:
     unit = unit_id(exposure.user, exposure.ids, facts.id_type) or ""
     rule = exposure.rule_id
     explore = rule.endswith(EXPLORE_SUFFIX)
-    candidate = rule.removesuffix(EXPLORE_SUFFIX)
+    holdout = rule.endswith(HOLDOUT_SUFFIX)
+    candidate = rule.removesuffix(EXPLORE_SUFFIX).removesuffix(HOLDOUT_SUFFIX)
     variant = candidate if candidate in facts.variant_ids else None
     run, finished = _run_and_stage(exposure, facts)
 
     def verdict(reason: str) -> Verdict:
-        return Verdict(run, unit, variant, explore, reason)
+        return Verdict(run, unit, variant, explore, reason, holdout)
 
     if rule == PRESTART:
         return verdict(PRESTART_RULE)
