@@ -33,6 +33,7 @@ FROM units u
 WHERE u.autotune_id = :autotune_id AND u.run = :run
   AND u.first_exposure_ms > :matured_after - :window_ms
   AND u.first_exposure_ms <= :as_of - :window_ms
+  AND u.holdout = :holdout
 """
 
 
@@ -62,6 +63,7 @@ def matured_units(
         "window_ms": window_ms,
         "matured_after": matured_after_ms,
         "as_of": as_of_ms,
+        "holdout": False,  # the holdout's units are compared apart (engine.md, "Holdout")
     }
     # Plain tuples, fetched at once: named attribute access per row cost more than the query itself.
     rows = conn.execute(sa.text(_MATURED_UNITS), params).tuples().all()
