@@ -26,6 +26,8 @@ class Settings:
     """Every setting the server reads. Each is documented in docs/configuration.md."""
 
     database_url: str = DEFAULT_URL
+    # Where units and events live: empty = the main database; chdb:///dir or clickhouse://... (docs/scale.md).
+    events_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     update_interval_seconds: int = 3600
@@ -52,4 +54,5 @@ class Settings:
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["database_url"] = _mask_url(self.database_url)
+        shown["events_url"] = _mask_url(self.events_url)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"

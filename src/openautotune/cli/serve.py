@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from openautotune.cli.common import DatabaseUrl, err, load_settings, open_database
+from openautotune.cli.common import DatabaseUrl, EventsUrl, err, load_settings, open_database
 from openautotune.clock import SystemClock
 from openautotune.domain.keys import KeyKind
 from openautotune.service import keys as key_service
@@ -44,6 +44,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000)")] = None,
     database_url: DatabaseUrl = None,
+    events_url: EventsUrl = None,
     update_interval: Annotated[
         int | None, typer.Option("--update-interval", help="Seconds between scheduled engine updates (default 3600)")
     ] = None,
@@ -51,7 +52,9 @@ def serve(
     """Run the HTTP server (Console API, SDK endpoints, dashboard)."""
     from openautotune.engine.scheduler import MIN_INTERVAL_SECONDS, Scheduler
 
-    settings = load_settings(database_url, host=host, port=port, update_interval_seconds=update_interval)
+    settings = load_settings(
+        database_url, host=host, port=port, update_interval_seconds=update_interval, events_url=events_url
+    )
     if settings.update_interval_seconds < MIN_INTERVAL_SECONDS:
         err.print(f"--update-interval must be at least {MIN_INTERVAL_SECONDS} seconds")
         raise typer.Exit(2)

@@ -9,6 +9,7 @@ weights, publishes a model with each allocation, and never declares a winner.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -43,6 +44,7 @@ from openautotune.store import audit, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
 from openautotune.store.database import Database
+from openautotune.store.event_store import EventStore
 
 ENGINE_ACTOR = Actor(id="engine", name="ENGINE")
 DEFAULT_LEASE_MS = 10 * 60_000
@@ -168,7 +170,7 @@ def update_autotune(
     try:
         prepared = contextual.prepare(db, autotune_id, as_of_ms)  # contextual fits, before the write transaction
         with db.write() as conn:
-            return _update_locked(conn, clock, autotune_id, as_of_ms, prepared)
+            return _update_locked(conn, clock, autotune_id, as_of_ms, prepared, events=db.events)
     finally:
         with db.write() as conn:
             updates.unlock(conn, autotune_id, owner)
@@ -192,7 +194,13 @@ def update_running(
 
 
 def _update_locked(
-    conn: Connection, clock: Clock, autotune_id: str, as_of_ms: int, prepared: contextual.Prepared | None = None
+    conn: Connection,
+    clock: Clock,
+    autotune_id: str,
+    as_of_ms: int,
+    prepared: contextual.Prepared | None = None,
+    *,
+    events: EventStore | None = None,
 ) -> UpdateOutcome:
     autotune = autotune_store.get(conn, autotune_id, for_update=True)
     reason = _skip_reason(conn, autotune, as_of_ms)
@@ -201,12 +209,15 @@ def _update_locked(
     definition = autotune.definition
     key = updates.RunKey(autotune.id, autotune.created_ms, autotune.run)
     previous = updates.last_as_of(conn, autotune.id, autotune.created_ms, autotune.run)
-    new = matured_aggregates(
-        conn,
+    matured_after = BEGINNING_MS if previous is None else previous
+    # Units and events in another store (ClickHouse): read there; a failure there (EventStoreUnavailable)
+    # rolls this transaction back, so the next update starts from the same previous as_of.
+    read = functools.partial(matured_aggregates, conn) if events is None else events.matured_aggregates
+    new = read(
         autotune_id=autotune.id,
         run=autotune.run,
         definition=definition,
-        matured_after_ms=BEGINNING_MS if previous is None else previous,
+        matured_after_ms=matured_after,
         as_of_ms=as_of_ms,
     )
     updates.add_to_cumulative(conn, key, new)

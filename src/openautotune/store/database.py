@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from openautotune.store.event_store import EventStore
 
 DEFAULT_URL = "sqlite:///./openautotune.db"
 
@@ -58,6 +61,8 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Where units and events live when not in this database (`--events-url`, store/events.py).
+        self.events: EventStore | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -80,3 +85,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.events is not None:
+            self.events.close()

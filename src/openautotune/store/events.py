@@ -13,7 +13,7 @@ Both return the same aggregates on the same rows (tests/store/test_event_stores.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from openautotune.domain.autotune import Definition
 from openautotune.store import contextual, ingest
@@ -21,27 +21,9 @@ from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggr
 from openautotune.store.clickhouse.url import is_clickhouse
 from openautotune.store.contextual import UnitRow
 from openautotune.store.database import Database
+from openautotune.store.event_store import EventStore
 
 Row = Mapping[str, Any]
-
-
-class EventStore(Protocol):
-    @property
-    def label(self) -> str: ...
-
-    def migrate(self, now_ms: int) -> int: ...
-
-    def write_rows(self, units: Sequence[Row], events: Sequence[Row]) -> int: ...
-
-    def matured_aggregates(
-        self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
-    ) -> list[Aggregate]: ...
-
-    def matured_units(
-        self, *, autotune_id: str, run: int, definition: Definition, as_of_ms: int, matured_after_ms: int = ...
-    ) -> list[UnitRow]: ...
-
-    def close(self) -> None: ...
 
 
 def earliest_per_unit(units: Sequence[Row]) -> list[Row]:

@@ -14,10 +14,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from openautotune.store.clickhouse.url import ClickHouseUrl
-
-
-class EventStoreUnavailable(Exception):
-    """The event store could not run a statement (down, unreachable, or refused it); says why."""
+from openautotune.store.event_store import EventStoreUnavailable
 
 
 def literal(value: object) -> str:
