@@ -15,7 +15,8 @@ import pytest
 from openautotune.store import migrate
 from openautotune.store.clickhouse.store import ClickHouseEvents
 from openautotune.store.database import Database
-from openautotune.store.events import EventStore, SqlEvents
+from openautotune.store.event_store import EventStore
+from openautotune.store.events import SqlEvents
 from tests.conftest import _postgres_schema_url
 from tests.services.clickhouse import ThrowawayCluster, Unavailable
 

@@ -3,12 +3,16 @@ SQLite, PostgreSQL, chdb, one ClickHouse 18.16 server and a two-shard 18.16 clus
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 
 from openautotune.store.attribution import BEGINNING_MS, Aggregate
-from openautotune.store.events import EventStore
+from openautotune.store.clickhouse.client import NativeClient
+from openautotune.store.clickhouse.store import ClickHouseEvents
+from openautotune.store.event_store import EventStore
+from tests.services.clickhouse import ThrowawayCluster
 
 from .conftest import open_store
 from .event_fixture import AS_OF, AUTOTUNE, DEFINITIONS, GENERATED, REFERENCE, SPLIT, Batch, generated, scenario
@@ -102,3 +106,24 @@ def test_the_generated_set_is_not_trivial(sqlite_generated: dict[str, object], t
     assert sum(r[0] for r in rows.values()) > 1000
     assert sum(r[1] for r in rows.values()) > 100
     assert sum(r[4] for r in rows.values()) > 10  # rejected values
+
+
+def test_the_cluster_spreads_units_and_their_events_over_both_shards(
+    clickhouse_cluster: ThrowawayCluster, tmp_path: Path
+) -> None:
+    """Both shards hold rows, each unit's events sit on its unit's shard, and the shards' sums are the
+    single node's (the reference test above checks the aggregates themselves)."""
+    store = ClickHouseEvents(clickhouse_cluster.url(0, f"t_{uuid.uuid4().hex[:12]}") + "?cluster=openautotune")
+    store.migrate(0)
+    load(store, generated())
+    shards = [NativeClient(store.url, host="127.0.0.1", port=port) for port in clickhouse_cluster.ports]
+    per_shard = [shard.rows("SELECT count() FROM units_local")[0][0] for shard in shards]
+    assert all(count > 300 for count in per_shard) and sum(per_shard) == store.counts()[0]
+    for shard in shards:
+        strays = shard.rows(
+            "SELECT count() FROM events_local WHERE event_name = 'buy' "
+            "AND unit_id NOT IN (SELECT unit_id FROM units_local)"
+        )
+        assert strays == [(0,)]
+        shard.close()
+    store.close()

@@ -15,15 +15,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import sqlalchemy as sa
+
 from openautotune.domain.autotune import Definition
 from openautotune.store import contextual, ingest
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
+from openautotune.store.clickhouse.schema import EVENT_COLUMNS, UNIT_COLUMNS
 from openautotune.store.clickhouse.url import is_clickhouse
 from openautotune.store.contextual import UnitRow
 from openautotune.store.database import Database
 from openautotune.store.event_store import EventStore
+from openautotune.store.ingest_tables import events_table, units_table
 
 Row = Mapping[str, Any]
+# The order `events copy` reads each table in, and the key it resumes after.
+COPY_KEYS = {"units": ("autotune_id", "run", "unit_id"), "events": ("dedup_key",)}
 
 
 def earliest_per_unit(units: Sequence[Row]) -> list[Row]:
@@ -84,6 +90,24 @@ class SqlEvents:
             return contextual.matured_units(
                 conn, autotune_id=autotune_id, run=run, definition=definition, as_of_ms=as_of_ms
             )
+
+    def counts(self) -> tuple[int, int]:
+        """(units, events) stored: one per (autotune, run, unit) and one per dedup key."""
+        with self.db.read() as conn:
+            units = conn.execute(sa.select(sa.func.count()).select_from(units_table)).scalar_one()
+            events = conn.execute(sa.select(sa.func.count()).select_from(events_table)).scalar_one()
+        return int(units), int(events)
+
+    def page(self, table: str, after: Sequence[Any] | None, size: int) -> list[dict[str, Any]]:
+        """Up to `size` rows of `units` (by autotune, run, unit) or `events` (by dedup key) after `after`."""
+        source = units_table if table == "units" else events_table
+        key = [source.c[name] for name in COPY_KEYS[table]]
+        columns = [source.c[name] for name in (UNIT_COLUMNS if table == "units" else EVENT_COLUMNS)]
+        query = sa.select(*columns).order_by(*key).limit(size)
+        if after is not None:
+            query = query.where(sa.tuple_(*key) > sa.tuple_(*[sa.literal(value) for value in after]))
+        with self.db.read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
 
     def close(self) -> None:
         """The main database belongs to its owner; nothing to close here."""

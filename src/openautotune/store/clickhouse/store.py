@@ -172,9 +172,43 @@ class ClickHouseEvents:
 
     # --- copy and maintenance ----------------------------------------------------------------------
 
-    def count(self, table: str) -> int:
-        ((n,),) = self.main.rows(f"SELECT count() FROM {table}")
-        return int(n)
+    def counts(self) -> tuple[int, int]:
+        """(units, events) stored: distinct (autotune, run, unit) and distinct dedup keys."""
+        ((units,),) = self.main.rows("SELECT uniqExact(autotune_id, run, unit_id) FROM units")
+        ((events,),) = self.main.rows("SELECT uniqExact(dedup_key) FROM events")
+        return int(units), int(events)
+
+    def page(self, table: str, after: Sequence[Any] | None, size: int) -> list[dict[str, Any]]:
+        """Up to `size` rows of `units` (one per unit: its earliest) or `events` (one per dedup key),
+        in key order after `after` (`events copy` out of ClickHouse)."""
+        if table == "units":
+            key = "(autotune_id, run, unit_id)"
+            picked = ", ".join(
+                f"argMin({name}, first_exposure_ms)" if name not in ("autotune_id", "run", "unit_id") else name
+                for name in schema.UNIT_COLUMNS
+            )
+            names: tuple[str, ...] = schema.UNIT_COLUMNS
+        else:
+            key = "dedup_key"
+            picked = ", ".join(name if name == "dedup_key" else f"any({name})" for name in schema.EVENT_COLUMNS)
+            names = schema.EVENT_COLUMNS
+        where = ""
+        if after is not None:
+            bound = ", ".join(literal(value) for value in after)
+            where = f"WHERE {key} > ({bound})" if table == "units" else f"WHERE dedup_key > {bound}"
+        rows = self.main.rows(
+            f"SELECT {picked} FROM {table} {where} GROUP BY {key.strip('()')} ORDER BY {key.strip('()')} LIMIT {size}"
+        )
+        out = []
+        for row in rows:
+            item = dict(zip(names, row, strict=True))
+            for name in ("features", "metadata"):
+                if item.get(name):
+                    item[name] = orjson.loads(item[name])
+            if "explore" in item:
+                item["explore"] = bool(item["explore"])
+            out.append(item)
+        return out
 
     def close(self) -> None:
         self.main.close()
