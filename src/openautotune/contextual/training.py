@@ -19,6 +19,7 @@ A contextual autotune never declares a winner: the personalized policy is the pr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -42,6 +43,7 @@ from openautotune.store import autotunes as autotune_store
 from openautotune.store import contextual as store
 from openautotune.store import updates
 from openautotune.store.database import Database
+from openautotune.store.event_store import EventStore
 
 BOOTSTRAP: Final = 200
 BANK_SIZE: Final = 1000
@@ -250,25 +252,30 @@ def prepare(db: Database, autotune_id: str, as_of_ms: int) -> Prepared | None:
         if last is not None and as_of_ms <= last:
             return None
         exploring = as_of_ms < autotune.started_at_ms + autotune.definition.exploration_ms
-        rows, policies = _read(conn, autotune, as_of_ms)
+        rows, policies = _read(conn, autotune, as_of_ms, db.events)
     filled, learned = _compute(autotune, rows, policies, as_of_ms, exploring)
     return Prepared(autotune.created_ms, autotune.run, exploring, filled, learned)
 
 
-def _read(conn: Connection, autotune: Autotune, as_of_ms: int) -> tuple[list[store.UnitRow], dict[int, store.Policy]]:
+def _read(
+    conn: Connection, autotune: Autotune, as_of_ms: int, events: EventStore | None = None
+) -> tuple[list[store.UnitRow], dict[int, store.Policy]]:
     known = {variant.id for variant in autotune.definition.variants}
-    rows = [
-        unit
-        for unit in store.matured_units(
-            conn, autotune_id=autotune.id, run=autotune.run, definition=autotune.definition, as_of_ms=as_of_ms
-        )
-        if unit.variant_id in known
-    ]
+    # Units in a separate event store (ClickHouse): the same per-unit rows, read there.
+    read = functools.partial(store.matured_units, conn) if events is None else events.matured_units
+    units = read(autotune_id=autotune.id, run=autotune.run, definition=autotune.definition, as_of_ms=as_of_ms)
+    rows = [unit for unit in units if unit.variant_id in known]
     return rows, store.policies_of_run(conn, autotune.id, autotune.created_ms, autotune.run)
 
 
 def learn(
-    conn: Connection, autotune: Autotune, as_of_ms: int, exploring: bool, prepared: Prepared | None = None
+    conn: Connection,
+    autotune: Autotune,
+    as_of_ms: int,
+    exploring: bool,
+    prepared: Prepared | None = None,
+    *,
+    events: EventStore | None = None,
 ) -> Learned:
     """The contextual step of one update (see the module doc); writes only propensities. Uses `prepared`
     when it was computed for this incarnation, run and stage, else computes here."""
@@ -280,8 +287,10 @@ def learn(
     if prepared is not None and usable:
         filled, learned = prepared.filled, prepared.learned
     else:
-        rows, policies = _read(conn, autotune, as_of_ms)
+        rows, policies = _read(conn, autotune, as_of_ms, events)
         filled, learned = _compute(autotune, rows, policies, as_of_ms, exploring)
+    # With a ClickHouse event store this updates no row: the propensities are recomputed from the
+    # published policies at each update instead of being cached on the units.
     store.set_propensities(conn, autotune.id, autotune.run, filled)
     return learned
 

@@ -251,7 +251,11 @@ def _update_locked(
         else traffic_weights(decision, summary.pob, definition.long_term_share)
     )
     # Contextual autotunes: the personalized policy decides the weights and never declares a winner.
-    learned = contextual.learn(conn, autotune, as_of_ms, exploring, prepared) if definition.is_contextual else None
+    learned = (
+        contextual.learn(conn, autotune, as_of_ms, exploring, prepared, events=events)
+        if definition.is_contextual
+        else None
+    )
     if learned is not None:
         winner_index = None
         weights = learned.weights if learned.weights is not None else weights
