@@ -15,8 +15,8 @@ is created and dropped). Measured in one run, on one machine (ratios matter more
 2. full recompute: the attribution aggregates over every unit (what a first update over a backlog
    reads), best of 3;
 3. hourly incremental: the aggregates of the units that matured in one hour, for hours 2-6 and the
-   last five hours (best of 3 each: the machine is shared); median of each and the ratio last/first (goal <= 1.5: the cost follows new data,
-   not history). Each store's hourly median is compared to PostgreSQL's.
+   last five hours (best of 3 each: the machine is shared); median of each and the ratio last/first
+   (goal <= 1.5: the cost follows new data, not history). Each store's hourly median is compared to PostgreSQL's.
 For chdb, the process's peak RSS after the full recompute is printed (the 20M projection's memory).
 """
 
