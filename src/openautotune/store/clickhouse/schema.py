@@ -31,11 +31,14 @@ UNIT_COLUMNS = (
     "features",
     "propensity",
 )
+# `late` (1: written while a later exposure of the unit was stored) is ClickHouse's own bookkeeping.
+INSERTED_UNIT_COLUMNS = (*UNIT_COLUMNS, "late")
 EVENT_COLUMNS = ("id_type", "unit_id", "event_name", "value", "metadata", "time_ms", "received_ms", "dedup_key")
 
 _UNITS = """CREATE TABLE IF NOT EXISTS {name} (
     autotune_id String, run Int32, unit_id String, variant_id String, first_exposure_ms Int64,
-    allocation_version Nullable(Int32), explore UInt8, features Nullable(String), propensity Nullable(Float64)
+    allocation_version Nullable(Int32), explore UInt8, features Nullable(String), propensity Nullable(Float64),
+    late UInt8 DEFAULT 0
 ) ENGINE = MergeTree ORDER BY (autotune_id, run, first_exposure_ms)"""
 
 _EVENTS = """CREATE TABLE IF NOT EXISTS {name} (

@@ -124,20 +124,31 @@ class ClickHouseEvents:
         """Per-(variant, period) sums over the units matured in `(matured_after_ms, as_of_ms]`."""
         window = Window(autotune_id, run, matured_after_ms, as_of_ms)
         rows = self._on_shards(lambda u, e: aggregates_sql(definition, window, units=u, events=e))
-        summed: dict[tuple[str, int], Aggregate] = {}
-        for v, p, units, converted, successes, total, total_sq in rows:
-            item = Aggregate(
-                variant_id=str(v),
-                period=0 if int(p) == NO_VERSION else int(p),
-                units=int(units),
-                successes=int(successes),
-                total=float(total),
-                total_sq=float(total_sq),
-                rejected=int(converted) - int(successes),
+        # Per (variant, period): exposed units from the `units` rows, converted units and values from the
+        # `hits` rows, added over shards (a converted unit is always an exposed one).
+        summed: dict[tuple[str, int], list[float]] = {}
+        for kind, v, p, n, successes, total, total_sq in rows:
+            key = (str(v), 0 if int(p) == NO_VERSION else int(p))
+            sums = summed.setdefault(key, [0, 0, 0, 0.0, 0.0])
+            if kind == "units":
+                sums[0] += int(n)
+            else:
+                sums[1] += int(n)
+                sums[2] += int(successes)
+                sums[3] += float(total)
+                sums[4] += float(total_sq)
+        return [
+            Aggregate(
+                variant_id=variant,
+                period=period,
+                units=int(sums[0]),
+                successes=int(sums[2]),
+                total=sums[3],
+                total_sq=sums[4],
+                rejected=int(sums[1]) - int(sums[2]),
             )
-            key = (item.variant_id, item.period)
-            summed[key] = summed[key].plus(item) if key in summed else item
-        return [summed[key] for key in sorted(summed)]
+            for (variant, period), sums in sorted(summed.items())
+        ]
 
     def matured_units(
         self,

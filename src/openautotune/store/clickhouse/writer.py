@@ -25,9 +25,11 @@ from typing import Any
 import orjson
 
 from openautotune.store.clickhouse.client import Client, literal
-from openautotune.store.clickhouse.schema import EVENT_COLUMNS, UNIT_COLUMNS
+from openautotune.store.clickhouse.schema import EVENT_COLUMNS, INSERTED_UNIT_COLUMNS
 
 CHUNK = 50_000
+# Keys per "already stored?" query: its IN list must stay under max_query_size (256 KiB by default).
+CHECK_CHUNK = 2_000
 Row = Mapping[str, Any]
 
 
@@ -46,8 +48,9 @@ def _in_list(values: Sequence[object]) -> str:
     return ", ".join(literal(value) for value in values)
 
 
-def new_units(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
-    """The rows to insert: per unit the earliest of the batch, when new or earlier than the stored one."""
+def new_units(client: Client, table: str, rows: Sequence[Row]) -> list[tuple[Row, bool]]:
+    """The rows to insert: per unit the earliest of the batch, when new or earlier than the stored one,
+    each with its `late` flag (True: a later exposure of the unit is stored; the query then groups it)."""
     earliest: dict[tuple[str, int, str], Row] = {}
     for row in rows:
         key = (str(row["autotune_id"]), int(row["run"]), str(row["unit_id"]))
@@ -59,7 +62,7 @@ def new_units(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
         by_run[(autotune_id, run)].append(unit_id)
     stored: dict[tuple[str, int, str], int] = {}
     for (autotune_id, run), unit_ids in by_run.items():
-        for part in _chunks(unit_ids, CHUNK):
+        for part in _chunks(unit_ids, CHECK_CHUNK):
             query = (
                 f"SELECT unit_id, min(first_exposure_ms) FROM {table} "
                 f"WHERE autotune_id = {literal(autotune_id)} AND run = {run} AND unit_id IN ({_in_list(part)}) "
@@ -67,7 +70,11 @@ def new_units(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
             )
             for unit_id, first_ms in client.rows(query):
                 stored[(autotune_id, run, str(unit_id))] = int(first_ms)
-    return [row for key, row in earliest.items() if key not in stored or int(row["first_exposure_ms"]) < stored[key]]
+    return [
+        (row, key in stored)
+        for key, row in earliest.items()
+        if key not in stored or int(row["first_exposure_ms"]) < stored[key]
+    ]
 
 
 def new_events(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
@@ -79,7 +86,7 @@ def new_events(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
         return []
     stored: set[str] = set()
     keyed = list(unique.values())
-    for part in _chunks(keyed, CHUNK):
+    for part in _chunks(keyed, CHECK_CHUNK):
         names = sorted({str(row["event_name"]) for row in part})
         low = min(int(row["time_ms"]) for row in part)
         high = max(int(row["time_ms"]) for row in part)
@@ -92,7 +99,7 @@ def new_events(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
     return [row for key, row in unique.items() if key not in stored]
 
 
-def unit_tuple(row: Row) -> tuple[Any, ...]:
+def unit_tuple(row: Row, late: bool = False) -> tuple[Any, ...]:
     version = row.get("allocation_version")
     propensity = row.get("propensity")
     return (
@@ -105,6 +112,7 @@ def unit_tuple(row: Row) -> tuple[Any, ...]:
         1 if row.get("explore") else 0,
         _json_text(row.get("features")),
         None if propensity is None else float(propensity),
+        1 if late else 0,
     )
 
 
@@ -126,10 +134,10 @@ def write_rows(client: Client, units: Sequence[Row], events: Sequence[Row], *, t
     """Store units and events not stored yet; returns the number of rows inserted. Raises
     `EventStoreUnavailable` when anything could not be stored (then nothing may be acknowledged)."""
     units_table, events_table = tables
-    fresh_units = [unit_tuple(row) for row in new_units(client, units_table, units)]
+    fresh_units = [unit_tuple(row, late) for row, late in new_units(client, units_table, units)]
     fresh_events = [event_tuple(row) for row in new_events(client, events_table, events)]
     for part in _chunks(fresh_units, CHUNK):
-        client.insert(units_table, UNIT_COLUMNS, part)
+        client.insert(units_table, INSERTED_UNIT_COLUMNS, part)
     for part in _chunks(fresh_events, CHUNK):
         client.insert(events_table, EVENT_COLUMNS, part)
     return len(fresh_units) + len(fresh_events)
