@@ -28,8 +28,8 @@ from openautotune.store.clickhouse.client import Client, literal
 from openautotune.store.clickhouse.schema import EVENT_COLUMNS, INSERTED_UNIT_COLUMNS
 
 CHUNK = 50_000
-# Keys per "already stored?" query: its IN list must stay under max_query_size (256 KiB by default).
-CHECK_CHUNK = 2_000
+# Keys per "already stored?" query (sent as data, not as literals: see Client.rows_with_keys).
+CHECK_CHUNK = 50_000
 Row = Mapping[str, Any]
 
 
@@ -65,10 +65,10 @@ def new_units(client: Client, table: str, rows: Sequence[Row]) -> list[tuple[Row
         for part in _chunks(unit_ids, CHECK_CHUNK):
             query = (
                 f"SELECT unit_id, min(first_exposure_ms) FROM {table} "
-                f"WHERE autotune_id = {literal(autotune_id)} AND run = {run} AND unit_id IN ({_in_list(part)}) "
+                f"WHERE autotune_id = {literal(autotune_id)} AND run = {run} AND unit_id IN {{keys}} "
                 "GROUP BY unit_id"
             )
-            for unit_id, first_ms in client.rows(query):
+            for unit_id, first_ms in client.rows_with_keys(query, part):
                 stored[(autotune_id, run, str(unit_id))] = int(first_ms)
     return [
         (row, key in stored)
@@ -92,10 +92,9 @@ def new_events(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
         high = max(int(row["time_ms"]) for row in part)
         query = (
             f"SELECT dedup_key FROM {table} WHERE event_name IN ({_in_list(names)}) "
-            f"AND time_ms >= {low} AND time_ms <= {high} "
-            f"AND dedup_key IN ({_in_list([row['dedup_key'] for row in part])})"
+            f"AND time_ms >= {low} AND time_ms <= {high} AND dedup_key IN {{keys}}"
         )
-        stored.update(str(key) for (key,) in client.rows(query))
+        stored.update(str(key) for (key,) in client.rows_with_keys(query, [str(row["dedup_key"]) for row in part]))
     return [row for key, row in unique.items() if key not in stored]
 
 
