@@ -79,9 +79,14 @@ class Data:
             ]
         )
         self.purchase = np.concatenate([np.ones(converted.size, dtype=bool), np.zeros(noise, dtype=bool)])
-        values = np.round(rng.gamma(2.0, 20.0, size=events), 2).astype(str)
-        values[rng.random(events) < 0.02] = "n/a"
-        self.value = values
+        # Numbers kept as floats and turned into text a chunk at a time (20M strings at once would not fit).
+        self.number = np.round(rng.gamma(2.0, 20.0, size=events), 2)
+        self.bad = rng.random(events) < 0.02
+
+    def values(self, start: int, stop: int) -> np.ndarray:
+        text = self.number[start:stop].astype(str)
+        text[self.bad[start:stop]] = "n/a"
+        return text
 
     @property
     def units(self) -> int:
@@ -99,7 +104,8 @@ class Data:
         for i in range(self.events):
             at = int(self.event_time[i])
             name = "purchase" if self.purchase[i] else "page_view"
-            yield ("userID", f"u{int(self.event_unit[i])}", name, str(self.value[i]), None, at, at, f"e{i:012d}")
+            value = "n/a" if self.bad[i] else str(self.number[i])
+            yield ("userID", f"u{int(self.event_unit[i])}", name, value, None, at, at, f"e{i:012d}")
 
     def arrow_units(self, start: int, stop: int) -> pa.Table:
         ids = np.arange(start, stop)
@@ -122,7 +128,7 @@ class Data:
                 "id_type": pa.array(["userID"] * at.size),
                 "unit_id": pa.array(np.char.add("u", self.event_unit[start:stop].astype(str))),
                 "event_name": pa.array(np.where(self.purchase[start:stop], "purchase", "page_view")),
-                "value": pa.array(self.value[start:stop]),
+                "value": pa.array(self.values(start, stop)),
                 "time_ms": pa.array(at),
                 "received_ms": pa.array(at),
                 "dedup_key": pa.array(np.char.add("e", np.arange(start, stop).astype(str))),
