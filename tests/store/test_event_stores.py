@@ -15,7 +15,20 @@ from openautotune.store.event_store import EventStore
 from tests.services.clickhouse import ThrowawayCluster
 
 from .conftest import open_store
-from .event_fixture import AS_OF, AUTOTUNE, DEFINITIONS, GENERATED, REFERENCE, SPLIT, Batch, generated, scenario
+from .event_fixture import (
+    AS_OF,
+    AUTOTUNE,
+    DEFINITIONS,
+    GENERATED,
+    MIN,
+    REFERENCE,
+    SPLIT,
+    T0,
+    Batch,
+    generated,
+    scenario,
+    unit,
+)
 
 
 def load(store: EventStore, batches: list[Batch]) -> None:
@@ -127,3 +140,15 @@ def test_the_cluster_spreads_units_and_their_events_over_both_shards(
         assert strays == [(0,)]
         shard.close()
     store.close()
+
+
+def test_a_late_earlier_exposure_moves_the_unit_to_its_window(event_store: EventStore) -> None:
+    """z is stored at T0+30min (second window); its earlier exposure at T0+2min (first window) arrives
+    later. Every store counts z once, in the first window, with the earlier exposure's variant."""
+    later = unit("z", "vb", T0 + 30 * MIN)
+    earlier = unit("z", "va", T0 + 2 * MIN)
+    load(event_store, [Batch(units=[later], events=[]), Batch(units=[earlier], events=[])])
+    load(event_store, [Batch(units=[later], events=[])])  # the later one re-delivered: still not first
+    first = table(aggregates(event_store, "occurrence", BEGINNING_MS, SPLIT))
+    second = table(aggregates(event_store, "occurrence", SPLIT, AS_OF))
+    assert first == {("va", 1): (1, 0, 0.0, 0.0, 0)} and second == {}

@@ -34,7 +34,10 @@ NO_PROPENSITY = -1.0
 # read as they are, with no GROUP BY over every unit (that alone cost more than the whole query). A unit
 # whose earlier exposure arrived after a later one was stored has two rows, the earlier one flagged
 # `late`; those few units are grouped with argMin and kept only when their earliest exposure is in the
-# window, as the SQL stores (which keep only the earliest row) would.
+# window, as the SQL stores (which keep only the earliest row) would. A late row is earlier than every
+# row stored before it, so a late unit's earliest exposure is among its late rows: the second branch
+# reads only those (the `late = 1` filter is a one-byte column; the rest is read for matching rows only),
+# and the cost of an hourly update does not grow with the run's history.
 _MATURED = """
     SELECT unit_id, variant_id AS v, ifNull(allocation_version, {no_version}) AS p,
            first_exposure_ms AS first_ms{plain}
@@ -47,8 +50,7 @@ _MATURED = """
            argMin(ifNull(allocation_version, {no_version}), first_exposure_ms) AS p,
            min(first_exposure_ms) AS first_ms{grouped}
     FROM {units}
-    WHERE autotune_id = {autotune_id} AND run = {run} AND first_exposure_ms <= {as_of} - {window}
-      AND unit_id IN ({late_units})
+    WHERE autotune_id = {autotune_id} AND run = {run} AND late = 1 AND first_exposure_ms <= {as_of} - {window}
     GROUP BY unit_id
     HAVING first_ms > {after} - {window}"""
 
