@@ -43,6 +43,9 @@ class FailsAfter:
     def page(self, table: str, after: Sequence[Any] | None, size: int) -> list[dict[str, Any]]:
         return self.target.page(table, after, size)
 
+    def close(self) -> None:
+        self.target.close()
+
 
 @pytest.fixture
 def source(tmp_path: Path) -> SqlEvents:

@@ -42,8 +42,11 @@ def copy(
     page_size: Annotated[int, typer.Option("--page-size", min=1, help="Rows read and written at once")] = DEFAULT_PAGE,
 ) -> None:
     """Copy every unit and event from one store to another (resumable; counts verified at the end)."""
+    opened: list[Copyable] = []
     try:
-        origin, destination = _open(source), _open(target)
+        opened.append(_open(source))
+        opened.append(_open(target))
+        origin, destination = opened
         total_units, total_events = origin.counts()
         with Progress(
             TextColumn("{task.description}"),
@@ -66,6 +69,12 @@ def copy(
     except (EventsUrlError, Unavailable) as error:
         err.print(f"[red]events copy failed:[/red] {error}")
         raise typer.Exit(1) from None
+    finally:
+        for store in opened:  # chdb keeps one data directory per process open until closed
+            if isinstance(store, SqlEvents):
+                store.db.dispose()
+            else:
+                store.close()
     typer.echo(
         f"copied {report.copied['units']} units and {report.copied['events']} events; "
         f"source {report.source_counts[0]} units / {report.source_counts[1]} events, "
