@@ -7,10 +7,13 @@ ClickHouse has no unique key, so before inserting, the writer asks which rows ar
 - events by `dedup_key` (restricted to the batch's event names and time range, so the check reads
   only those parts and granules): a re-delivered or retried batch inserts nothing twice;
 - units by (autotune, run, unit): a unit is written when it is new or strictly earlier than what is
-  stored (a late exposure), exactly the SQL stores' upsert rule.
+  stored (a late exposure, flagged `late` so the query groups that unit with argMin), exactly the SQL
+  stores' upsert rule.
 
-Two writers racing with the same rows can still both insert; the attribution query's `argMin` per unit
-(and first event per unit) makes such a duplicate harmless to every aggregate. Units go before events:
+The keys of a check go to ClickHouse as data (`Client.rows_with_keys`), not as literals. Events stored
+twice (two writers racing on one batch) are harmless: the query takes the first event per unit.
+Two racing writers storing different exposures of one new unit can leave two unflagged rows; see
+docs/scale.md for when that counts the unit twice. Units go before events:
 an event stored without its unit would be invisible anyway, and a failure between the two leaves a
 batch that the retry completes. Any failure raises `EventStoreUnavailable`: the caller must not
 acknowledge the batch.
