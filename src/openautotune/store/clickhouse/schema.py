@@ -7,8 +7,9 @@
 
 ClickHouse has no unique key: the writer skips rows already stored (`writer.py`) and flags a late,
 earlier exposure (`late`), which the query resolves with `argMin(..., first_exposure_ms)`.
-On a cluster (`?cluster=NAME`) each shard holds `units_local` / `events_local` and every node a `Distributed` table named `units` / `events`
-over them, sharded by `cityHash64(unit_id)`, so a unit and its events live on the same shard.
+On a cluster (`?cluster=NAME`) each shard holds `units_local` / `events_local` and every node a
+`Distributed` table named `units` / `events` over them, sharded by `cityHash64(unit_id)`, so a unit
+and its events live on the same shard.
 The statements run unchanged on ClickHouse 18.16 and 26.x; `migrate` is idempotent.
 """
 
