@@ -47,7 +47,7 @@ imports: install-dev
 
 # Debian packages whose programs the tests drive; installed only when missing and running as root.
 test-packages:
-	scripts/ensure-test-packages chromium:chromium nats-server:nats-server
+	scripts/ensure-test-packages chromium:chromium nats-server:nats-server clickhouse-server:clickhouse-server
 
 unit: install-dev test-packages
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -40,6 +40,8 @@ class Settings:
     """Every setting the server reads. Each is documented in docs/configuration.md."""
 
     database_url: str = DEFAULT_URL
+    # Where units and events live: empty = the main database; chdb:///dir or clickhouse://... (docs/scale.md).
+    events_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     update_interval_seconds: int = 3600
@@ -80,4 +82,5 @@ class Settings:
         shown["database_url"] = _mask_url(self.database_url)
         shown["queue_url"] = _mask_url(self.queue_url)
         shown["redis_url"] = _mask_url(self.redis_url)
+        shown["events_url"] = _mask_url(self.events_url)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"

@@ -33,6 +33,7 @@ from openautotune.service.keys import KeyAuthenticator
 from openautotune.settings import Settings
 from openautotune.store import migrate
 from openautotune.store.database import Database
+from openautotune.store.events import open_events
 from openautotune.web import router as web_router
 
 
@@ -44,9 +45,14 @@ def create_app(
     run_migrations: bool = True,
 ) -> FastAPI:
     settings = settings or Settings.from_env()
-    db = db or Database.from_url(settings.database_url)
+    if db is None:
+        db = Database.from_url(settings.database_url)
+        if settings.events_url:
+            db.events = open_events(settings.events_url, db)
     if run_migrations:
         migrate.upgrade(db.engine)
+        if db.events is not None:
+            db.events.migrate((clock or SystemClock()).now_ms())
     app = FastAPI(
         title="openautotune",
         version=__version__,

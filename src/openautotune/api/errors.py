@@ -19,6 +19,7 @@ from openautotune.domain.errors import (
     InvalidInput,
     NotFound,
     Unauthorized,
+    Unavailable,
 )
 from openautotune.domain.json_limits import JsonProblem
 
@@ -51,6 +52,8 @@ def _status_of(error: DomainError) -> int:
         return 403
     if isinstance(error, Unauthorized):
         return 401
+    if isinstance(error, Unavailable):
+        return 503
     return 400  # InvalidInput, Conflict: Statsig answers both with 400
 
 

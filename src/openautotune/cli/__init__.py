@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import typer
 
-from openautotune.cli import db, demo, keys, process, results, serve, simulate, update
+from openautotune.cli import db, demo, events, keys, process, results, serve, simulate, update
 
 app = typer.Typer(
     help="openautotune: self-hosted Bayesian bandits compatible with Statsig Autotune.", no_args_is_help=True
 )
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
+app.add_typer(events.app, name="events")
 app.command()(serve.serve)
 app.command()(update.update)
 app.command()(process.process)

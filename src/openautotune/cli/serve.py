@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from openautotune.cli import workers as workers_cli
-from openautotune.cli.common import DatabaseUrl, err, load_settings, open_database
+from openautotune.cli.common import DatabaseUrl, EventsUrl, err, load_settings, open_database
 from openautotune.clock import SystemClock
 from openautotune.domain.keys import KeyKind
 from openautotune.service import keys as key_service
@@ -54,6 +54,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000)")] = None,
     database_url: DatabaseUrl = None,
+    events_url: EventsUrl = None,
     update_interval: Annotated[
         int | None, typer.Option("--update-interval", help="Seconds between scheduled engine updates (default 3600)")
     ] = None,
@@ -90,6 +91,7 @@ def serve(
         queue_url=queue,
         ingest_mode=ingest_mode,
         require_reviews=require_reviews,
+        events_url=events_url,
     )
     if settings.update_interval_seconds < MIN_INTERVAL_SECONDS:
         err.print(f"--update-interval must be at least {MIN_INTERVAL_SECONDS} seconds")
@@ -98,6 +100,10 @@ def serve(
         err.print("--workers must be 1 or more (0: one per core)")
         raise typer.Exit(2)
     count = settings.workers or os.cpu_count() or 1
+    if count > 1 and settings.events_url.startswith("chdb:"):
+        # chdb is ClickHouse inside this process: one process may open its data directory.
+        err.print("openautotune: --events-url chdb:// runs in one process (--workers 1)", soft_wrap=True)
+        count = 1
     # Before anything imports prometheus_client: its workers must write their metrics to shared files.
     metrics_dir = workers_cli.prepare_metrics_dir() if count > 1 else None
     # The port first: a taken port is said at once, and requests sent while the app loads wait in the

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from openautotune.cli.common import DatabaseUrl, load_settings, open_database
+from openautotune.cli.common import DatabaseUrl, EventsUrl, load_settings, open_database
 from openautotune.clock import SystemClock
 
 
@@ -35,11 +35,12 @@ def update(
         str | None, typer.Option("--autotune", help="Only this autotune (default: all running)")
     ] = None,
     database_url: DatabaseUrl = None,
+    events_url: EventsUrl = None,
 ) -> None:
     """Run one engine update now (or as of --at, for backfills and replays)."""
     from openautotune.engine.update import update_autotune, update_running
 
-    db = open_database(load_settings(database_url))
+    db = open_database(load_settings(database_url, events_url=events_url))
     clock = SystemClock()
     as_of = _parse_time(at) if at is not None else clock.now_ms()
     if autotune is not None:

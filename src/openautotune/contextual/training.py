@@ -22,6 +22,7 @@ A contextual autotune never declares a winner: the personalized policy is the pr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -45,6 +46,7 @@ from openautotune.store import contextual_runs as runs
 from openautotune.store import updates
 from openautotune.store.attribution import BEGINNING_MS
 from openautotune.store.database import Database
+from openautotune.store.event_store import EventStore
 
 BOOTSTRAP: Final = 200
 BANK_SIZE: Final = 1000
@@ -245,12 +247,13 @@ def prepare(db: Database, autotune_id: str, as_of_ms: int) -> Prepared | None:
         if last is not None and as_of_ms <= last:
             return None
         exploring = as_of_ms < autotune.started_at_ms + autotune.definition.exploration_ms
-        inputs = _read(conn, autotune, as_of_ms)
+        inputs = _read(conn, autotune, as_of_ms, db.events)
     return _compute(autotune, inputs, as_of_ms, exploring, _readers(db.read, inputs.key))
 
 
-def _read(conn: Connection, autotune: Autotune, as_of_ms: int) -> Inputs:
-    """Only the units matured since the run's state was last advanced (all matured ones the first time)."""
+def _read(conn: Connection, autotune: Autotune, as_of_ms: int, events: EventStore | None = None) -> Inputs:
+    """Only the units matured since the run's state was last advanced (all matured ones the first time);
+    from the event store when units live in another one (ClickHouse)."""
     key = _key(autotune)
     stored = runs.get_state(conn, key)
     if stored is not None and stored.meta.get("variants") != len(autotune.definition.variants):
@@ -258,8 +261,7 @@ def _read(conn: Connection, autotune: Autotune, as_of_ms: int) -> Inputs:
     known = {variant.id for variant in autotune.definition.variants}
     rows = [
         unit
-        for unit in store.matured_units(
-            conn,
+        for unit in (functools.partial(store.matured_units, conn) if events is None else events.matured_units)(
             autotune_id=autotune.id,
             run=autotune.run,
             definition=autotune.definition,
@@ -274,7 +276,13 @@ def _read(conn: Connection, autotune: Autotune, as_of_ms: int) -> Inputs:
 
 
 def learn(
-    conn: Connection, autotune: Autotune, as_of_ms: int, exploring: bool, prepared: Prepared | None = None
+    conn: Connection,
+    autotune: Autotune,
+    as_of_ms: int,
+    exploring: bool,
+    prepared: Prepared | None = None,
+    *,
+    events: EventStore | None = None,
 ) -> Learned:
     """The contextual step of one update (see the module doc); writes propensities, the encoded batch
     and the run's state. Uses `prepared` when it was computed for this incarnation, run, stage and
@@ -292,7 +300,9 @@ def learn(
         def same() -> Iterator[Connection]:
             yield conn
 
-        prepared = _compute(autotune, _read(conn, autotune, as_of_ms), as_of_ms, exploring, _readers(same, key))
+        prepared = _compute(autotune, _read(conn, autotune, as_of_ms, events), as_of_ms, exploring, _readers(same, key))
+    # With a ClickHouse event store this updates no row: the propensities are recomputed from the
+    # published policies at each update instead of being cached on the units.
     store.set_propensities(conn, autotune.id, autotune.run, prepared.filled)
     if prepared.state_as_of is None:
         runs.delete_run(conn, key)  # a state started afresh (see `_read`) replaces whatever was there

@@ -29,6 +29,10 @@ class Unauthorized(DomainError):
     """The caller did not present a usable key (401)."""
 
 
+class Unavailable(DomainError):
+    """A store the request needs cannot be used right now (503); nothing was stored or acknowledged."""
+
+
 @dataclass(frozen=True)
 class FieldProblem:
     """One invalid field: `property` is the field path as the client named it."""

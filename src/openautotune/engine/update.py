@@ -9,6 +9,7 @@ weights, publishes a model with each allocation, and never declares a winner.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -48,6 +49,7 @@ from openautotune.store import autotunes as autotune_store
 from openautotune.store import delay as delay_store
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
 from openautotune.store.database import Database
+from openautotune.store.event_store import EventStore
 
 ENGINE_ACTOR = Actor(id="engine", name="ENGINE")
 DEFAULT_LEASE_MS = 10 * 60_000
@@ -176,7 +178,7 @@ def update_autotune(
         # A metric source is read before the write transaction too; one that fails skips this update.
         sourced = metric_source_step.prepare(db, autotune_id, as_of_ms)
         with db.write() as conn:
-            return _update_locked(conn, clock, autotune_id, as_of_ms, prepared, sourced)
+            return _update_locked(conn, clock, autotune_id, as_of_ms, prepared, sourced, events=db.events)
     except metric_source_step.SourceFailed as failure:
         log.warning("update of %s as of %d: %s", autotune_id, as_of_ms, failure.reason)
         metric_source_step.record_failure(db, autotune_id, failure, clock.now_ms())
@@ -219,6 +221,8 @@ def _update_locked(
     as_of_ms: int,
     prepared: contextual.Prepared | None = None,
     sourced: metric_source_step.Sourced | None = None,
+    *,
+    events: EventStore | None = None,
 ) -> UpdateOutcome:
     autotune = autotune_store.get(conn, autotune_id, for_update=True)
     reason = _skip_reason(conn, autotune, as_of_ms)
@@ -229,8 +233,10 @@ def _update_locked(
     previous = updates.last_as_of(conn, autotune.id, autotune.created_ms, autotune.run)
     new = metric_source_step.new_aggregates(sourced, autotune, previous)
     if new is None:  # success data from SDK events
-        new = matured_aggregates(
-            conn,
+        # Units and events in another store (ClickHouse): read there; a failure there (EventStoreUnavailable)
+        # rolls this transaction back, so the next update starts from the same previous as_of.
+        read = functools.partial(matured_aggregates, conn) if events is None else events.matured_aggregates
+        new = read(
             autotune_id=autotune.id,
             run=autotune.run,
             definition=definition,
@@ -284,7 +290,11 @@ def _update_locked(
         else traffic_weights(decision, allocation_summary.pob, definition.long_term_share)
     )
     # Contextual autotunes: the personalized policy decides the weights and never declares a winner.
-    learned = contextual.learn(conn, autotune, as_of_ms, exploring, prepared) if definition.is_contextual else None
+    learned = (
+        contextual.learn(conn, autotune, as_of_ms, exploring, prepared, events=events)
+        if definition.is_contextual
+        else None
+    )
     if learned is not None:
         winner_index = None
         weights = learned.weights if learned.weights is not None else weights

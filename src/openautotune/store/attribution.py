@@ -10,7 +10,9 @@ numeric guard differ between them. Its shape follows DESIGN.md ("Making attribut
   `first exposure <= time <= first exposure + W`, the value when `successEventValue` is set), with the
   logically redundant bound `previous as_of - W < time <= as_of` so the scan of events stays as short
   as the newest W + 1 update interval however long the history;
-- `firsts`: each converted unit's FIRST success event (by time, then id) and its number;
+- `firsts`: each converted unit's FIRST success event (by time, then `dedup_key`: a tie in time is
+  broken by the event's content hash, not by arrival order, so every store, ClickHouse included,
+  picks the same event however batches were delivered) and its number;
 - the two small aggregates joined at the end.
 
 A value that is not a plain decimal number (JSON number grammar, at most 40 characters, an exponent
@@ -47,7 +49,7 @@ exposed AS (
 ),
 hits AS (
     SELECT m.variant_id, m.period, {raw} AS raw,
-           ROW_NUMBER() OVER (PARTITION BY m.unit_id ORDER BY e.time_ms, e.id) AS position
+           ROW_NUMBER() OVER (PARTITION BY m.unit_id ORDER BY e.time_ms, e.dedup_key) AS position
     FROM matured m
     JOIN events e
       ON e.event_name = :event_name AND e.id_type = :id_type AND e.unit_id = m.unit_id

@@ -172,7 +172,7 @@ WITH matured AS (
 joined AS (
     SELECT m.unit_id, m.variant_id, m.allocation_version, m.explore, m.features, m.propensity,
            m.first_exposure_ms, e.id AS event_id, {raw} AS raw,
-           ROW_NUMBER() OVER (PARTITION BY m.unit_id ORDER BY e.time_ms, e.id) AS position
+           ROW_NUMBER() OVER (PARTITION BY m.unit_id ORDER BY e.time_ms, e.dedup_key) AS position
     FROM matured m
     LEFT JOIN events e
       ON e.event_name = :event_name AND e.id_type = :id_type AND e.unit_id = m.unit_id

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from openautotune.store.write_gate import gate_for
+
+if TYPE_CHECKING:
+    from openautotune.store.event_store import EventStore
 
 DEFAULT_URL = "sqlite:///./openautotune.db"
 
@@ -61,6 +64,8 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._gate = gate_for(engine)  # SQLite files: writers queue across processes (store.write_gate)
+        # Where units and events live when not in this database (`--events-url`, store/events.py).
+        self.events: EventStore | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -87,3 +92,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.events is not None:
+            self.events.close()

@@ -20,6 +20,7 @@ from openautotune.service.ingest import parse
 from openautotune.service.ingest.classify import classify
 from openautotune.store import ingest as store
 from openautotune.store.database import Database
+from openautotune.store.event_store import EventStore
 from openautotune.store.ingest import AutotuneFacts
 
 log = logging.getLogger("openautotune.ingest")
@@ -170,12 +171,20 @@ class _Rows:
                 "dedup_key": key,
             }
 
-    def write(self, conn: Connection) -> None:
+    def write(self, conn: Connection, events: EventStore | None = None) -> None:
         """Rows go in key order, tables in a fixed order: two batches touching the same units or
-        dedup keys at once then wait for each other instead of deadlocking (PostgreSQL)."""
+        dedup keys at once then wait for each other instead of deadlocking (PostgreSQL).
+
+        With a separate event store (ClickHouse), units and events go there in bulk inside this
+        transaction: if that store fails, the exposures roll back too and the batch is not acknowledged."""
         store.insert_exposures(conn, [self.exposures[key] for key in sorted(self.exposures)])
-        store.upsert_units(conn, [self.units[key] for key in sorted(self.units)])
-        store.insert_events(conn, [self.events[key] for key in sorted(self.events)])
+        units = [self.units[key] for key in sorted(self.units)]
+        event_rows = [self.events[key] for key in sorted(self.events)]
+        if events is not None:
+            events.write_rows(units, event_rows)
+            return
+        store.upsert_units(conn, units)
+        store.insert_events(conn, event_rows)
 
 
 def _wanted(exposures: Iterable[parse.CheckedExposure]) -> dict[str, set[int]]:
@@ -258,7 +267,7 @@ class Ingestor:
             facts = self._cache.lookup(conn, _wanted(exposures)) if exposures else {}
             for exposure in exposures:
                 rows.add_exposure(exposure, facts.get(exposure.config), now)
-            rows.write(conn)
+            rows.write(conn, self._db.events)
         return rows
 
 

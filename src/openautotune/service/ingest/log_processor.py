@@ -41,7 +41,7 @@ def append_batches(db: Database, batches: Sequence[LoggedBatch]) -> None:
 def process_now(db: Database, cache: FactsCache, batch: LoggedBatch, events: Sequence[Any], now_ms: int) -> BatchResult:
     """Sync mode: record the batch as processed and write its rows in one transaction."""
     with db.write() as conn:
-        [(report, result)] = process_into(conn, cache, [batch], now_ms, decoded=[events])
+        [(report, result)] = process_into(conn, cache, [batch], now_ms, decoded=[events], events=db.events)
         batch_log.insert_processed(conn, [report])
     return result
 
@@ -117,7 +117,7 @@ class LogProcessor:
             return self._write(conn, checked.only(claimed)) if claimed else []
 
     def _write(self, conn: Connection, checked: CheckedBatches) -> list[BatchReport]:
-        results = write_checked(conn, self._cache, checked, self._clock.now_ms())
+        results = write_checked(conn, self._cache, checked, self._clock.now_ms(), events=self._db.events)
         reports = [report for report, _ in results]
         batch_log.mark_processed(conn, reports)
         self.batches_processed += len(reports)

@@ -150,7 +150,9 @@ class NatsConsumer:
             fresh = {batch.id: batch for batch in batches if batch.id not in known}  # a redelivery repeats ids
             if not fresh:
                 return 0
-            results = process_into(conn, self._cache, list(fresh.values()), self._clock.now_ms())
+            results = process_into(
+                conn, self._cache, list(fresh.values()), self._clock.now_ms(), events=self._db.events
+            )
             batch_log.insert_processed(conn, [report for report, _ in results])
         return len(fresh)
 

@@ -24,6 +24,7 @@ from openautotune.service.ingest import parse
 from openautotune.service.ingest.batch import BatchResult, FactsCache, Rejection, _Rows, _wanted
 from openautotune.service.ingest.logged import Unreadable, events_of
 from openautotune.store.batch_log import BatchReport, LoggedBatch
+from openautotune.store.event_store import EventStore
 
 log = logging.getLogger("openautotune.ingest")
 
@@ -126,10 +127,16 @@ def check_batches(batches: Sequence[LoggedBatch], *, decoded: Sequence[Sequence[
 
 
 def write_checked(
-    conn: Connection, cache: FactsCache, checked: CheckedBatches, processed_ms: int
+    conn: Connection,
+    cache: FactsCache,
+    checked: CheckedBatches,
+    processed_ms: int,
+    *,
+    events: EventStore | None = None,
 ) -> list[tuple[BatchReport, BatchResult]]:
     """Classify exposures against the autotunes as this transaction sees them and write every row
-    (three executemany statements whatever the number of batches); one (report, result) per batch."""
+    (three executemany statements whatever the number of batches, units and events in `events` when
+    they live in another store); one (report, result) per batch."""
     rows = _Rows()
     exposures = [exposure for item in checked.items for exposure in item.exposures]
     facts = cache.lookup(conn, _wanted(exposures)) if exposures else {}
@@ -138,7 +145,7 @@ def write_checked(
             rows.add_exposure(exposure, facts.get(exposure.config), item.batch.received_ms)
         for event in item.events:
             rows.add_event(event, item.batch.received_ms)
-    rows.write(conn)
+    rows.write(conn, events)
     reports = [_report(item, processed_ms) for item in checked.items]
     for report, result in reports:
         if result.rejected:
@@ -161,6 +168,7 @@ def process_into(
     processed_ms: int,
     *,
     decoded: Sequence[Sequence[Any]] | None = None,
+    events: EventStore | None = None,
 ) -> list[tuple[BatchReport, BatchResult]]:
     """`check_batches` then `write_checked`, in the caller's transaction."""
-    return write_checked(conn, cache, check_batches(batches, decoded=decoded), processed_ms)
+    return write_checked(conn, cache, check_batches(batches, decoded=decoded), processed_ms, events=events)

@@ -1,0 +1,175 @@
+"""The attribution query in ClickHouse: the same aggregates and per-unit rows as `store.attribution`.
+
+One text runs unchanged on ClickHouse 18.16 (Debian's server) and 26.x (chdb): no CTEs, no window
+functions, no JSONExtract, joins on equality only (the time conditions go in WHERE). Its parts:
+
+- matured units: the rows of (autotune, run) first exposed in the window, read as stored; the few units
+  with a `late` row (an earlier exposure that arrived after a later one was stored) are grouped with
+  `argMin(..., first_exposure_ms)` and left out unless their earliest exposure is in the window, as
+  the SQL stores (which keep only the earliest row) would;
+- hits: the success events in the window's time bound (`previous as_of - W < time <= as_of`, redundant
+  but what keeps an hourly update's scan short) joined to those units, kept in
+  `[first exposure, first exposure + W]`; the first one per unit is `argMin(value, (time_ms,
+  dedup_key))` (ties in time broken by the content hash, like the SQL path), so an event stored twice
+  changes nothing;
+- exposed units counted per (variant, period) from the units alone, converted ones from the hits.
+
+On a cluster this text runs on every shard over its local tables (units and events are sharded by
+`cityHash64(unit_id)`, so each unit's join is shard-local) and the per-shard sums are added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from openautotune.domain.autotune import Definition
+from openautotune.store.clickhouse.client import literal
+
+# A NULL allocation version (or propensity) read through argMin, which skips NULLs, as a sentinel.
+NO_VERSION = -1
+NO_PROPENSITY = -1.0
+
+# The matured units, one row each. Most units have one row (the writer skips what is stored): they are
+# read as they are, with no GROUP BY over every unit (that alone cost more than the whole query). A unit
+# whose earlier exposure arrived after a later one was stored has two rows, the earlier one flagged
+# `late`; those few units are grouped with argMin and kept only when their earliest exposure is in the
+# window, as the SQL stores (which keep only the earliest row) would. A late row is earlier than every
+# row stored before it, so a late unit's earliest exposure is among its late rows: the second branch
+# reads only those (the `late = 1` filter is a one-byte column; the rest is read for matching rows only),
+# and the cost of an hourly update does not grow with the run's history.
+_MATURED = """
+    SELECT unit_id, variant_id AS v, ifNull(allocation_version, {no_version}) AS p,
+           first_exposure_ms AS first_ms{plain}
+    FROM {units}
+    WHERE autotune_id = {autotune_id} AND run = {run}
+      AND first_exposure_ms > {after} - {window} AND first_exposure_ms <= {as_of} - {window}
+      AND holdout = 0 AND unit_id NOT IN ({late_units})
+    UNION ALL
+    SELECT unit_id, argMin(variant_id, first_exposure_ms) AS v,
+           argMin(ifNull(allocation_version, {no_version}), first_exposure_ms) AS p,
+           min(first_exposure_ms) AS first_ms{grouped}
+    FROM {units}
+    WHERE autotune_id = {autotune_id} AND run = {run} AND late = 1 AND holdout = 0
+      AND first_exposure_ms <= {as_of} - {window}
+    GROUP BY unit_id
+    HAVING first_ms > {after} - {window}"""
+
+_LATE_UNITS = "SELECT unit_id FROM {units} WHERE autotune_id = {autotune_id} AND run = {run} AND late = 1"
+
+# Each matured unit's first success event in its window: the (small) filtered events on the left, the
+# matured units on the right; argMin per unit picks the first by (time, dedup_key).
+_HITS = """
+    SELECT unit_id{carry}, argMin(raw, (time_ms, dedup_key)) AS first_raw
+    FROM (
+        SELECT unit_id, v, p, first_ms, time_ms, dedup_key, raw
+        FROM (
+            SELECT unit_id, time_ms, dedup_key, ifNull({raw}, '') AS raw
+            FROM {events}
+            WHERE event_name = {event_name} AND id_type = {id_type}
+              AND time_ms > {after} - {window} AND time_ms <= {as_of}{value_filter}
+        ) AS e ALL INNER JOIN ({matured_keys}) AS m USING unit_id
+        WHERE time_ms >= first_ms AND time_ms <= first_ms + {window}
+    )
+    GROUP BY unit_id"""
+
+# Exposed units per (variant, period) straight from the matured rows, converted ones from the hits:
+# two small aggregates, told apart by `kind` and put side by side by the caller.
+_AGGREGATES = """
+SELECT 'units' AS kind, v, p, count() AS n, toUInt64(0) AS successes,
+       toFloat64(0) AS total, toFloat64(0) AS total_sq
+FROM ({matured}) GROUP BY v, p
+UNION ALL
+SELECT 'hits' AS kind, v, p, count() AS n, count(x) AS successes,
+       sum(ifNull(x, 0)) AS total, sum(ifNull(x * x, 0)) AS total_sq
+FROM (SELECT v, p, {number} AS x FROM ({hits_carrying}))
+GROUP BY v, p"""
+
+_UNITS = """
+SELECT unit_id, v, p, ex, feat, prop, hit, {number} AS x, first_ms
+FROM ({matured}) AS m ANY LEFT JOIN (SELECT unit_id, 1 AS hit, first_raw FROM ({hits})) AS h USING unit_id
+ORDER BY first_ms, unit_id"""
+
+# JSON number grammar, at most 40 characters, exponent of at most two digits (always fits a double):
+# anything else is rejected (the unit scores 0 and is counted), as on SQLite and PostgreSQL.
+_NUMBER = (
+    "if(length(first_raw) <= 40 AND match(first_raw, '^-?(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]{1,2})?$'), "
+    "toFloat64OrZero(first_raw), NULL)"
+)
+# A top-level metadata field as text: a JSON string unescaped, a number as written, anything else
+# (true, null, objects) left as is for the number test to reject. visitParam* reads flat JSON: it
+# finds the first `"field":` at any depth, so metadata that repeats the name in a nested object may
+# differ from the SQL stores (documented in docs/scale.md).
+_FIELD = (
+    "if(startsWith(visitParamExtractRaw(ifNull(metadata, ''), {field}), '\"'), "
+    "visitParamExtractString(ifNull(metadata, ''), {field}), "
+    "visitParamExtractRaw(ifNull(metadata, ''), {field}))"
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    autotune_id: str
+    run: int
+    matured_after_ms: int
+    as_of_ms: int
+
+
+def _id_type(definition: Definition) -> str:
+    # Ingestion stores user ids under "userID"; SDKs match that id type case-insensitively.
+    return "userID" if definition.id_type.lower() == "userid" else definition.id_type
+
+
+def _parts(definition: Definition, window: Window, units: str, events: str, contextual: bool) -> dict[str, str]:
+    values: dict[str, Any] = {
+        "autotune_id": literal(window.autotune_id),
+        "run": literal(window.run),
+        "after": literal(window.matured_after_ms),
+        "as_of": literal(window.as_of_ms),
+        "window": literal(definition.attribution_ms),
+        "no_version": NO_VERSION,
+        "units": units,
+        "events": events,
+    }
+    values["late_units"] = _LATE_UNITS.format(**values)
+    plain, grouped = (_CONTEXT_PLAIN, _CONTEXT_GROUPED) if contextual else ("", "")
+    matured = _MATURED.format(plain=plain, grouped=grouped, **values)
+    matured_keys = _MATURED.format(plain="", grouped="", **values)
+    if definition.optimizes_value:
+        raw = _FIELD.format(field=literal(definition.metadata_field)) if definition.metadata_field else "value"
+        number = _NUMBER
+    else:
+        raw, number = "'1'", "1.0"
+    value_filter = f" AND value = {literal(definition.success_event_value)}" if definition.success_event_value else ""
+    hit_values = {
+        "matured_keys": matured_keys,
+        "raw": raw,
+        "event_name": literal(definition.success_event),
+        "id_type": literal(_id_type(definition)),
+        "value_filter": value_filter,
+        **values,
+    }
+    return {
+        "matured": matured,
+        "hits": _HITS.format(carry="", **hit_values),
+        "hits_carrying": _HITS.format(carry=", any(v) AS v, any(p) AS p", **hit_values),
+        "number": number,
+    }
+
+
+_CONTEXT_PLAIN = f", explore AS ex, ifNull(features, '') AS feat, ifNull(propensity, {NO_PROPENSITY}) AS prop"
+_CONTEXT_GROUPED = (
+    ", argMin(explore, first_exposure_ms) AS ex, argMin(ifNull(features, ''), first_exposure_ms) AS feat"
+    f", argMin(ifNull(propensity, {NO_PROPENSITY}), first_exposure_ms) AS prop"
+)
+
+
+def aggregates_sql(definition: Definition, window: Window, *, units: str, events: str) -> str:
+    """Sums of the units matured in the window: rows (kind, v, p, n, successes, total, total_sq) where
+    kind `units` counts exposed units and kind `hits` the converted ones (n) and their values."""
+    return _AGGREGATES.format(**_parts(definition, window, units, events, contextual=False))
+
+
+def units_sql(definition: Definition, window: Window, *, units: str, events: str) -> str:
+    """Every matured unit with its features and outcome, in (first exposure, unit id) order (contextual)."""
+    return _UNITS.format(**_parts(definition, window, units, events, contextual=True))

@@ -1,0 +1,88 @@
+"""The ClickHouse tables of the event store, laid out for the attribution query (DESIGN.md, "Scale").
+
+- `units`: first exposures, `ORDER BY (autotune_id, run, first_exposure_ms)` so an hourly update
+  reads only the granules of units that matured in the last hour (ordering by unit was 3-4x slower);
+- `events`: one row per (event, id type), `PARTITION BY` day and `ORDER BY (event_name, id_type,
+  time_ms)` so the redundant time bound of the query prunes whole parts and granules.
+
+ClickHouse has no unique key: the writer skips rows already stored (`writer.py`) and flags a late,
+earlier exposure (`late`), which the query resolves with `argMin(..., first_exposure_ms)`.
+On a cluster (`?cluster=NAME`) each shard holds `units_local` / `events_local` and every node a
+`Distributed` table named `units` / `events` over them, sharded by `cityHash64(unit_id)`, so a unit
+and its events live on the same shard.
+The statements run unchanged on ClickHouse 18.16 and 26.x; `migrate` is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from openautotune.store.clickhouse.client import Client
+
+SCHEMA_VERSION = 1
+
+UNIT_COLUMNS = (
+    "autotune_id",
+    "run",
+    "unit_id",
+    "variant_id",
+    "first_exposure_ms",
+    "allocation_version",
+    "explore",
+    "features",
+    "propensity",
+    "holdout",
+)
+# `late` (1: written while a later exposure of the unit was stored) is ClickHouse's own bookkeeping.
+INSERTED_UNIT_COLUMNS = (*UNIT_COLUMNS, "late")
+EVENT_COLUMNS = ("id_type", "unit_id", "event_name", "value", "metadata", "time_ms", "received_ms", "dedup_key")
+
+_UNITS = """CREATE TABLE IF NOT EXISTS {name} (
+    autotune_id String, run Int32, unit_id String, variant_id String, first_exposure_ms Int64,
+    allocation_version Nullable(Int32), explore UInt8, features Nullable(String), propensity Nullable(Float64),
+    holdout UInt8 DEFAULT 0, late UInt8 DEFAULT 0
+) ENGINE = MergeTree ORDER BY (autotune_id, run, first_exposure_ms)"""
+
+_EVENTS = """CREATE TABLE IF NOT EXISTS {name} (
+    id_type String, unit_id String, event_name String, value Nullable(String), metadata Nullable(String),
+    time_ms Int64, received_ms Int64, dedup_key String
+) ENGINE = MergeTree PARTITION BY toDate(toDateTime(intDiv(time_ms, 1000)))
+ORDER BY (event_name, id_type, time_ms)"""
+
+_DISTRIBUTED = """CREATE TABLE IF NOT EXISTS {name} AS {local}
+ENGINE = Distributed({cluster}, {database}, {short}, cityHash64(unit_id))"""
+
+_VERSION = """CREATE TABLE IF NOT EXISTS {name} (version UInt32, applied_ms Int64)
+ENGINE = MergeTree ORDER BY version"""
+
+
+def local_names(cluster: str | None) -> tuple[str, str]:
+    """The tables that hold the rows on a node: (units, events)."""
+    return ("units_local", "events_local") if cluster else ("units", "events")
+
+
+def migrate(nodes: Sequence[Client], *, database: str, cluster: str | None, now_ms: int) -> int:
+    """Create the tables on every node (each shard of a cluster); returns the schema version."""
+    # Names are qualified: the nodes may be connected to `default` while `database` is being created.
+    units, events = (f"{database}.{name}" for name in local_names(cluster))
+    for node in nodes:
+        node.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+        node.execute(_UNITS.format(name=units))
+        node.execute(_EVENTS.format(name=events))
+        if cluster:
+            for name, local in (("units", units), ("events", events)):
+                node.execute(
+                    _DISTRIBUTED.format(
+                        name=f"{database}.{name}",
+                        local=local,
+                        cluster=cluster,
+                        database=database,
+                        short=local.split(".")[-1],
+                    )
+                )
+        node.execute(_VERSION.format(name=f"{database}.openautotune_schema"))
+        stored = node.rows(f"SELECT max(version) FROM {database}.openautotune_schema")
+        if not stored or not stored[0][0] or int(stored[0][0]) < SCHEMA_VERSION:
+            # Through `insert` (a data block): clickhouse-driver waits for one after any INSERT text.
+            node.insert(f"{database}.openautotune_schema", ("version", "applied_ms"), [(SCHEMA_VERSION, now_ms)])
+    return SCHEMA_VERSION

@@ -1,0 +1,227 @@
+"""`ClickHouseEvents`: the event store on ClickHouse (chdb in process, one server, or a cluster).
+
+Holds the connections and decides which node runs what:
+- one node (chdb or a server): everything on it, tables `units` / `events`;
+- a cluster (`?cluster=NAME`): writes go to the `Distributed` tables on the node of the URL (with
+  `insert_distributed_sync`, so an INSERT returns only when every shard has its rows), and the
+  attribution query runs on each shard over `units_local` / `events_local`, the shards found in
+  `system.clusters`; their sums are added (a unit's rows all live on one shard).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+from openautotune.domain.autotune import Definition
+from openautotune.store.attribution import BEGINNING_MS, Aggregate
+from openautotune.store.clickhouse import schema, writer
+from openautotune.store.clickhouse.attribution import NO_PROPENSITY, NO_VERSION, Window, aggregates_sql, units_sql
+from openautotune.store.clickhouse.client import ChdbClient, Client, NativeClient, literal
+from openautotune.store.clickhouse.url import ClickHouseUrl, parse
+from openautotune.store.contextual import UnitRow
+
+
+class _DistributedSync(NativeClient):
+    """The initiator of a cluster: inserts into Distributed tables return once every shard has them."""
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
+        self._call(lambda: self._client.execute(statement, list(rows), settings={"insert_distributed_sync": 1}))
+
+
+class ClickHouseEvents:
+    """Units and events in ClickHouse; see the module docstring for where each statement runs."""
+
+    def __init__(self, url: str | ClickHouseUrl) -> None:
+        self.url = parse(url) if isinstance(url, str) else url
+        self._shards: list[Client] | None = None
+        self.main: Client
+        if self.url.kind == "chdb":
+            os.makedirs(self.url.path, exist_ok=True)
+            self.main = ChdbClient(self.url.path)
+        elif self.url.cluster:
+            self.main = _DistributedSync(self.url)
+        else:
+            self.main = NativeClient(self.url)
+
+    @property
+    def label(self) -> str:
+        return self.url.masked()
+
+    # --- schema -----------------------------------------------------------------------------------
+
+    def _admin_nodes(self) -> list[Client]:
+        """Connections to every node that holds tables, on database `default` (which always exists)."""
+        if self.url.kind == "chdb":
+            return [self.main]
+        admin = ClickHouseUrl(**{**self.url.__dict__, "database": "default"})
+        first = NativeClient(admin)
+        if not self.url.cluster:
+            return [first]
+        try:
+            hosts = self._cluster_hosts(first)
+        finally:
+            first.close()
+        return [NativeClient(admin, host=host, port=port) for host, port in hosts]
+
+    def _cluster_hosts(self, via: Client) -> list[tuple[str, int]]:
+        query = (
+            "SELECT host_address, port FROM system.clusters "
+            f"WHERE cluster = {literal(self.url.cluster)} ORDER BY shard_num, replica_num"
+        )
+        hosts = [(str(host), int(port)) for host, port in via.rows(query)]
+        if not hosts:
+            raise ValueError(f"cluster {self.url.cluster!r} is not in the server's remote_servers")
+        return hosts
+
+    def migrate(self, now_ms: int) -> int:
+        """Create or upgrade the tables (idempotent); returns the schema version."""
+        nodes = self._admin_nodes()
+        try:
+            return schema.migrate(nodes, database=self.url.database, cluster=self.url.cluster, now_ms=now_ms)
+        finally:
+            for node in nodes:
+                if node is not self.main:
+                    node.close()
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def write_rows(self, units: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]) -> int:
+        """Store the units and events not stored yet, in bulk (see `writer`); returns rows inserted."""
+        return writer.write_rows(self.main, units, events, tables=("units", "events"))
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def _readers(self) -> tuple[list[Client], str, str]:
+        if not self.url.cluster:
+            return [self.main], "units", "events"
+        if self._shards is None:
+            self._shards = [
+                NativeClient(self.url, host=host, port=port) for host, port in self._cluster_hosts(self.main)
+            ]
+        local_units, local_events = schema.local_names(self.url.cluster)
+        return self._shards, local_units, local_events
+
+    def _on_shards(self, sql_for: Any) -> list[tuple[Any, ...]]:
+        nodes, units, events = self._readers()
+        text = sql_for(units, events)
+        if len(nodes) == 1:
+            return nodes[0].rows(text)
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            parts = list(pool.map(lambda node: node.rows(text), nodes))
+        return [row for part in parts for row in part]
+
+    def matured_aggregates(
+        self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
+    ) -> list[Aggregate]:
+        """Per-(variant, period) sums over the units matured in `(matured_after_ms, as_of_ms]`."""
+        window = Window(autotune_id, run, matured_after_ms, as_of_ms)
+        rows = self._on_shards(lambda u, e: aggregates_sql(definition, window, units=u, events=e))
+        # Per (variant, period): exposed units from the `units` rows, converted units and values from the
+        # `hits` rows, added over shards (a converted unit is always an exposed one).
+        summed: dict[tuple[str, int], list[float]] = {}
+        for kind, v, p, n, successes, total, total_sq in rows:
+            key = (str(v), 0 if int(p) == NO_VERSION else int(p))
+            sums = summed.setdefault(key, [0, 0, 0, 0.0, 0.0])
+            if kind == "units":
+                sums[0] += int(n)
+            else:
+                sums[1] += int(n)
+                sums[2] += int(successes)
+                sums[3] += float(total)
+                sums[4] += float(total_sq)
+        return [
+            Aggregate(
+                variant_id=variant,
+                period=period,
+                units=int(sums[0]),
+                successes=int(sums[2]),
+                total=sums[3],
+                total_sq=sums[4],
+                rejected=int(sums[1]) - int(sums[2]),
+            )
+            for (variant, period), sums in sorted(summed.items())
+        ]
+
+    def matured_units(
+        self,
+        *,
+        autotune_id: str,
+        run: int,
+        definition: Definition,
+        as_of_ms: int,
+        matured_after_ms: int = BEGINNING_MS,
+    ) -> list[UnitRow]:
+        """Every unit of the run matured in `(matured_after_ms, as_of_ms]`, with its outcome, in
+        (first exposure, unit id) order."""
+        window = Window(autotune_id, run, matured_after_ms, as_of_ms)
+        rows = self._on_shards(lambda u, e: units_sql(definition, window, units=u, events=e))
+        rows.sort(key=lambda row: (int(row[-1]), str(row[0])))  # shards' rows merged in query order
+        out: list[UnitRow] = []
+        for unit_id, v, p, explore, features, propensity, hit, x, _first_ms in rows:
+            parsed = orjson.loads(features) if features else None
+            out.append(
+                UnitRow(
+                    unit_id=str(unit_id),
+                    variant_id=str(v),
+                    allocation_version=None if int(p) == NO_VERSION else int(p),
+                    explore=bool(explore),
+                    features=parsed if isinstance(parsed, dict) else {},
+                    propensity=None if float(propensity) == NO_PROPENSITY else float(propensity),
+                    converted=bool(hit),
+                    value=None if x is None else float(x),
+                )
+            )
+        return out
+
+    # --- copy and maintenance ----------------------------------------------------------------------
+
+    def counts(self) -> tuple[int, int]:
+        """(units, events) stored: distinct (autotune, run, unit) and distinct dedup keys."""
+        ((units,),) = self.main.rows("SELECT uniqExact(autotune_id, run, unit_id) FROM units")
+        ((events,),) = self.main.rows("SELECT uniqExact(dedup_key) FROM events")
+        return int(units), int(events)
+
+    def page(self, table: str, after: Sequence[Any] | None, size: int) -> list[dict[str, Any]]:
+        """Up to `size` rows of `units` (one per unit: its earliest) or `events` (one per dedup key),
+        in key order after `after` (`events copy` out of ClickHouse)."""
+        if table == "units":
+            key = "(autotune_id, run, unit_id)"
+            picked = ", ".join(
+                f"argMin({name}, first_exposure_ms)" if name not in ("autotune_id", "run", "unit_id") else name
+                for name in schema.UNIT_COLUMNS
+            )
+            names: tuple[str, ...] = schema.UNIT_COLUMNS
+        else:
+            key = "dedup_key"
+            picked = ", ".join(name if name == "dedup_key" else f"any({name})" for name in schema.EVENT_COLUMNS)
+            names = schema.EVENT_COLUMNS
+        where = ""
+        if after is not None:
+            bound = ", ".join(literal(value) for value in after)
+            where = f"WHERE {key} > ({bound})" if table == "units" else f"WHERE dedup_key > {bound}"
+        rows = self.main.rows(
+            f"SELECT {picked} FROM {table} {where} GROUP BY {key.strip('()')} ORDER BY {key.strip('()')} LIMIT {size}"
+        )
+        out = []
+        for row in rows:
+            item = dict(zip(names, row, strict=True))
+            for name in ("features", "metadata"):
+                if item.get(name):
+                    item[name] = orjson.loads(item[name])
+            if "explore" in item:
+                item["explore"] = bool(item["explore"])
+            out.append(item)
+        return out
+
+    def close(self) -> None:
+        self.main.close()
+        for node in self._shards or []:
+            node.close()

@@ -1,0 +1,146 @@
+"""Bulk writes of units and events into ClickHouse, idempotent on retry.
+
+`write_rows(units, events)` is the one entry point for whoever produces rows (the request path today,
+a log processor later). Each table gets one INSERT per chunk of up to `CHUNK` rows, never row by row.
+ClickHouse has no unique key, so before inserting, the writer asks which rows are already stored:
+
+- events by `dedup_key` (restricted to the batch's event names and time range, so the check reads
+  only those parts and granules): a re-delivered or retried batch inserts nothing twice;
+- units by (autotune, run, unit): a unit is written when it is new or strictly earlier than what is
+  stored (a late exposure, flagged `late` so the query groups that unit with argMin), exactly the SQL
+  stores' upsert rule.
+
+The keys of a check go to ClickHouse as data (`Client.rows_with_keys`), not as literals. Events stored
+twice (two writers racing on one batch) are harmless: the query takes the first event per unit.
+Two racing writers storing different exposures of one new unit can leave two unflagged rows; see
+docs/scale.md for when that counts the unit twice. Units go before events:
+an event stored without its unit would be invisible anyway, and a failure between the two leaves a
+batch that the retry completes. Any failure raises `EventStoreUnavailable`: the caller must not
+acknowledge the batch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from openautotune.store.clickhouse.client import Client, literal
+from openautotune.store.clickhouse.schema import EVENT_COLUMNS, INSERTED_UNIT_COLUMNS
+
+CHUNK = 50_000
+# Keys per "already stored?" query (sent as data, not as literals: see Client.rows_with_keys).
+CHECK_CHUNK = 50_000
+Row = Mapping[str, Any]
+
+
+def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _in_list(values: Sequence[object]) -> str:
+    return ", ".join(literal(value) for value in values)
+
+
+def new_units(client: Client, table: str, rows: Sequence[Row]) -> list[tuple[Row, bool]]:
+    """The rows to insert: per unit the earliest of the batch, when new or earlier than the stored one,
+    each with its `late` flag (True: a later exposure of the unit is stored; the query then groups it)."""
+    earliest: dict[tuple[str, int, str], Row] = {}
+    for row in rows:
+        key = (str(row["autotune_id"]), int(row["run"]), str(row["unit_id"]))
+        kept = earliest.get(key)
+        if kept is None or int(row["first_exposure_ms"]) < int(kept["first_exposure_ms"]):
+            earliest[key] = row
+    by_run: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for autotune_id, run, unit_id in earliest:
+        by_run[(autotune_id, run)].append(unit_id)
+    stored: dict[tuple[str, int, str], int] = {}
+    for (autotune_id, run), unit_ids in by_run.items():
+        for part in _chunks(unit_ids, CHECK_CHUNK):
+            query = (
+                f"SELECT unit_id, min(first_exposure_ms) FROM {table} "
+                f"WHERE autotune_id = {literal(autotune_id)} AND run = {run} AND unit_id IN {{keys}} "
+                "GROUP BY unit_id"
+            )
+            for unit_id, first_ms in client.rows_with_keys(query, part):
+                stored[(autotune_id, run, str(unit_id))] = int(first_ms)
+    return [
+        (row, key in stored)
+        for key, row in earliest.items()
+        if key not in stored or int(row["first_exposure_ms"]) < stored[key]
+    ]
+
+
+def new_events(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
+    """The rows whose `dedup_key` is not stored yet (nor repeated earlier in the batch)."""
+    unique: dict[str, Row] = {}
+    for row in rows:
+        unique.setdefault(str(row["dedup_key"]), row)
+    if not unique:
+        return []
+    stored: set[str] = set()
+    keyed = list(unique.values())
+    for part in _chunks(keyed, CHECK_CHUNK):
+        names = sorted({str(row["event_name"]) for row in part})
+        low = min(int(row["time_ms"]) for row in part)
+        high = max(int(row["time_ms"]) for row in part)
+        query = (
+            f"SELECT dedup_key FROM {table} WHERE event_name IN ({_in_list(names)}) "
+            f"AND time_ms >= {low} AND time_ms <= {high} AND dedup_key IN {{keys}}"
+        )
+        stored.update(str(key) for (key,) in client.rows_with_keys(query, [str(row["dedup_key"]) for row in part]))
+    return [row for key, row in unique.items() if key not in stored]
+
+
+def unit_tuple(row: Row, late: bool = False) -> tuple[Any, ...]:
+    version = row.get("allocation_version")
+    propensity = row.get("propensity")
+    return (
+        str(row["autotune_id"]),
+        int(row["run"]),
+        str(row["unit_id"]),
+        str(row["variant_id"]),
+        int(row["first_exposure_ms"]),
+        None if version is None else int(version),
+        1 if row.get("explore") else 0,
+        _json_text(row.get("features")),
+        None if propensity is None else float(propensity),
+        1 if row.get("holdout") else 0,
+        1 if late else 0,
+    )
+
+
+def event_tuple(row: Row) -> tuple[Any, ...]:
+    value = row.get("value")
+    return (
+        str(row["id_type"]),
+        str(row["unit_id"]),
+        str(row["event_name"]),
+        None if value is None else str(value),
+        _json_text(row.get("metadata")),
+        int(row["time_ms"]),
+        int(row["received_ms"]),
+        str(row["dedup_key"]),
+    )
+
+
+def write_rows(client: Client, units: Sequence[Row], events: Sequence[Row], *, tables: tuple[str, str]) -> int:
+    """Store units and events not stored yet; returns the number of rows inserted. Raises
+    `EventStoreUnavailable` when anything could not be stored (then nothing may be acknowledged)."""
+    units_table, events_table = tables
+    fresh_units = [unit_tuple(row, late) for row, late in new_units(client, units_table, units)]
+    fresh_events = [event_tuple(row) for row in new_events(client, events_table, events)]
+    for part in _chunks(fresh_units, CHUNK):
+        client.insert(units_table, INSERTED_UNIT_COLUMNS, part)
+    for part in _chunks(fresh_events, CHUNK):
+        client.insert(events_table, EVENT_COLUMNS, part)
+    return len(fresh_units) + len(fresh_events)

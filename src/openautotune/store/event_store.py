@@ -1,0 +1,40 @@
+"""What the engine and ingestion need from an event store (units and events), and its one error.
+
+Kept apart from `events.py` (the implementations and `open_events`) so `database.py` can name the type
+of `Database.events` without importing any implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from openautotune.domain.autotune import Definition
+from openautotune.domain.errors import Unavailable
+from openautotune.store.attribution import BEGINNING_MS, Aggregate
+from openautotune.store.contextual import UnitRow
+
+Row = Mapping[str, Any]
+
+
+class EventStoreUnavailable(Unavailable):
+    """The event store could not run a statement (down, unreachable, or refused it); says why."""
+
+
+class EventStore(Protocol):
+    @property
+    def label(self) -> str: ...
+
+    def migrate(self, now_ms: int) -> int: ...
+
+    def write_rows(self, units: Sequence[Row], events: Sequence[Row]) -> int: ...
+
+    def matured_aggregates(
+        self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
+    ) -> list[Aggregate]: ...
+
+    def matured_units(
+        self, *, autotune_id: str, run: int, definition: Definition, as_of_ms: int, matured_after_ms: int = BEGINNING_MS
+    ) -> list[UnitRow]: ...
+
+    def close(self) -> None: ...

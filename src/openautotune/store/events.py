@@ -1,0 +1,124 @@
+"""The event store: where units (first exposures) and events live, behind one small interface.
+
+`EventStore` is what the engine, ingestion and `events copy` need: write rows in bulk, read the
+attribution aggregates and the contextual per-unit rows. Two implementations:
+
+- `SqlEvents`: the main database (SQLite or PostgreSQL), the default when no events URL is set; it
+  calls the SQL of `attribution.py`, `contextual.py` and `ingest.py`;
+- `clickhouse.store.ClickHouseEvents`: chdb in process, a ClickHouse server, or a cluster.
+
+Both return the same aggregates on the same rows (tests/store/test_event_stores.py holds the reference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from openautotune.domain.autotune import Definition
+from openautotune.store import contextual, ingest
+from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
+from openautotune.store.clickhouse.schema import EVENT_COLUMNS, UNIT_COLUMNS
+from openautotune.store.clickhouse.url import is_clickhouse
+from openautotune.store.contextual import UnitRow
+from openautotune.store.database import Database
+from openautotune.store.event_store import EventStore
+from openautotune.store.ingest_tables import events_table, units_table
+
+Row = Mapping[str, Any]
+# The order `events copy` reads each table in, and the key it resumes after.
+COPY_KEYS = {"units": ("autotune_id", "run", "unit_id"), "events": ("dedup_key",)}
+
+
+def earliest_per_unit(units: Sequence[Row]) -> list[Row]:
+    """One row per (autotune, run, unit): the earliest exposure (SQL upserts must not repeat a unit)."""
+    kept: dict[tuple[Any, Any, Any], Row] = {}
+    for row in units:
+        key = (row["autotune_id"], row["run"], row["unit_id"])
+        if key not in kept or row["first_exposure_ms"] < kept[key]["first_exposure_ms"]:
+            kept[key] = row
+    return [kept[key] for key in sorted(kept, key=lambda k: (str(k[0]), int(k[1]), str(k[2])))]
+
+
+class SqlEvents:
+    """Units and events in the main database (tables of `ingest_tables.py`, migrated by alembic)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.label = db.engine.dialect.name
+
+    def migrate(self, now_ms: int) -> int:
+        return 0  # the main database's migrations create the tables
+
+    def write_rows(self, units: Sequence[Row], events: Sequence[Row]) -> int:
+        """Units and events in one transaction; rows already stored are skipped by their unique keys."""
+        unique_events = {str(row["dedup_key"]): row for row in events}
+        with self.db.write() as conn:
+            ingest.upsert_units(
+                conn, [{"features": None, "propensity": None, **row} for row in earliest_per_unit(units)]
+            )
+            ingest.insert_events(conn, [unique_events[key] for key in sorted(unique_events)])
+        return len(units) + len(events)
+
+    def matured_aggregates(
+        self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
+    ) -> list[Aggregate]:
+        with self.db.read() as conn:
+            return matured_aggregates(
+                conn,
+                autotune_id=autotune_id,
+                run=run,
+                definition=definition,
+                matured_after_ms=matured_after_ms,
+                as_of_ms=as_of_ms,
+            )
+
+    def matured_units(
+        self,
+        *,
+        autotune_id: str,
+        run: int,
+        definition: Definition,
+        as_of_ms: int,
+        matured_after_ms: int = BEGINNING_MS,
+    ) -> list[UnitRow]:
+        if matured_after_ms != BEGINNING_MS:
+            raise ValueError("the SQL store reads every matured unit of a run (matured_after_ms unsupported)")
+        with self.db.read() as conn:
+            return contextual.matured_units(
+                conn, autotune_id=autotune_id, run=run, definition=definition, as_of_ms=as_of_ms
+            )
+
+    def counts(self) -> tuple[int, int]:
+        """(units, events) stored: one per (autotune, run, unit) and one per dedup key."""
+        with self.db.read() as conn:
+            units = conn.execute(sa.select(sa.func.count()).select_from(units_table)).scalar_one()
+            events = conn.execute(sa.select(sa.func.count()).select_from(events_table)).scalar_one()
+        return int(units), int(events)
+
+    def page(self, table: str, after: Sequence[Any] | None, size: int) -> list[dict[str, Any]]:
+        """Up to `size` rows of `units` (by autotune, run, unit) or `events` (by dedup key) after `after`."""
+        source = units_table if table == "units" else events_table
+        key = [source.c[name] for name in COPY_KEYS[table]]
+        columns = [source.c[name] for name in (UNIT_COLUMNS if table == "units" else EVENT_COLUMNS)]
+        query = sa.select(*columns).order_by(*key).limit(size)
+        if after is not None:
+            query = query.where(sa.tuple_(*key) > sa.tuple_(*[sa.literal(value) for value in after]))
+        with self.db.read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def close(self) -> None:
+        """The main database belongs to its owner; nothing to close here."""
+
+
+def open_events(url: str | None, db: Database) -> EventStore:
+    """The event store an events URL names; unset or empty: the main database."""
+    if not url:
+        return SqlEvents(db)
+    if is_clickhouse(url):
+        from openautotune.store.clickhouse.store import ClickHouseEvents
+
+        return ClickHouseEvents(url)
+    return SqlEvents(Database.from_url(url))
