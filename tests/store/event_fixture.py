@@ -53,6 +53,7 @@ def unit(
         "explore": False,
         "features": None,
         "propensity": None,
+        "holdout": False,
         **extra,
     }
 
