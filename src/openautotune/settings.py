@@ -36,6 +36,7 @@ class Settings:
     session_idle_minutes: int = 30
     session_max_hours: int = 12
     cors_allowed_origins: str = "*"
+    srm_threshold: float = 0.001
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, /, **overrides: Any) -> Settings:

@@ -51,6 +51,18 @@ class VariantOut(BaseModel):
     size: float | None = None
 
 
+class GuardrailIO(BaseModel):
+    """A guardrail metric (extension; docs/engine.md, "Health"): the variants' rates of `event`
+    (with `value`, when set) must not differ from the best by more than `maxRelativeHarm`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    event: NonEmpty
+    value: str | None = None
+    higherIsBetter: bool
+    maxRelativeHarm: Annotated[float, Field(ge=0, le=10)]
+
+
 class Winner(BaseModel):
     id: str
     name: str
@@ -79,6 +91,7 @@ class _Optional(BaseModel):
     # Extensions (engine.md): absent or null means the default, periodWeighted and sequential.
     estimator: Estimator | None = None
     winnerRule: WinnerRule | None = None
+    guardrails: Annotated[list[GuardrailIO], Field(max_length=10)] | None = None
     # Echoed read-only fields (checked or ignored by the service; see console-api.md).
     id: str | None = None
     isStarted: bool | None = None
@@ -169,6 +182,7 @@ class AutotuneOut(BaseModel):
     featureList: list[str] | None = None
     estimator: str | None = None
     winnerRule: str | None = None
+    guardrails: list[GuardrailIO] | None = None
 
 
 class AutotuneAnswer(BaseModel):

@@ -49,6 +49,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the HTTP server (Console API, SDK endpoints, dashboard)."""
+    from openautotune.engine.health import HealthOptions
     from openautotune.engine.scheduler import MIN_INTERVAL_SECONDS, Scheduler
 
     settings = load_settings(database_url, host=host, port=port, update_interval_seconds=update_interval)
@@ -71,7 +72,13 @@ def serve(
     _show_engine_log(settings.log_level)
     # The first round waits a moment: it imports the engine (numpy, scipy) in its own thread, which
     # would otherwise compete with the first requests for the interpreter.
-    scheduler = Scheduler(db, SystemClock(), settings.update_interval_seconds, first_delay_seconds=SCHEDULER_DELAY)
+    scheduler = Scheduler(
+        db,
+        SystemClock(),
+        settings.update_interval_seconds,
+        first_delay_seconds=SCHEDULER_DELAY,
+        health=HealthOptions(srm_threshold=settings.srm_threshold),
+    )
     scheduler.start()
     config = uvicorn.Config(application, log_level=settings.log_level)
     try:

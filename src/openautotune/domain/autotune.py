@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from openautotune.domain import windows
+from openautotune.domain.guardrails import Guardrail
 
 
 class Status(StrEnum):
@@ -61,6 +62,8 @@ class Definition:
     """Extension: `periodWeighted` (None: the default) or `pooled` (engine.md, "Estimator")."""
     winner_rule: str | None = None
     """Extension: `sequential` (None: the default) or `statsig` (engine.md, "Winner rule")."""
+    guardrails: tuple[Guardrail, ...] = ()
+    """Extension: events no variant may harm (engine.md, "Health")."""
 
     @property
     def exploration_ms(self) -> int:

@@ -54,6 +54,8 @@ class Results:
     estimator: str | None = None
     # Contextual autotunes: the update record's `contextual` part (coefficients, policy value; docs/contextual.md).
     contextual: dict[str, Any] | None = None
+    # The latest update's health checks: sample ratio and guardrails (engine/health.py; docs/engine.md).
+    health: dict[str, Any] | None = None
 
 
 def _float(value: Any) -> float:
@@ -133,4 +135,5 @@ def read_results(db: Database, autotune: Autotune) -> Results:
         verdict=verdict(autotune, stage, body, names, pob, lifts),
         estimator=estimator if isinstance(estimator, str) else None,
         contextual=record.record.get("contextual") if record is not None else None,
+        health=record.record.get("health") if record is not None else None,
     )

@@ -25,6 +25,7 @@ from openautotune.contextual import training as contextual
 from openautotune.domain import lifecycle
 from openautotune.domain.allocation import cumulative_thresholds, exploration_weights, winner_weights
 from openautotune.domain.autotune import Actor, Allocation, Autotune, Definition, Stage, Status
+from openautotune.engine.health import HealthOptions, check_health
 from openautotune.stats import (
     DEFAULT_ESTIMATOR,
     DEFAULT_WINNER_RULE,
@@ -38,6 +39,7 @@ from openautotune.stats import (
     decide,
     summarize,
 )
+from openautotune.stats.guardrails import exclude
 from openautotune.stats.winner_rule import traffic_weights
 from openautotune.store import audit, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
@@ -72,6 +74,8 @@ class UpdateOutcome:
     new_units: int = 0
     pob: tuple[float, ...] = ()
     weights: tuple[float, ...] = ()
+    health: dict[str, Any] | None = None
+    """The record's `health` part (sample ratio, guardrails, exclusions; engine/health.py)."""
 
 
 def _pooled(definition_ids: Sequence[str], aggregates: Sequence[Aggregate]) -> tuple[list[VariantAggregate], int]:
@@ -158,6 +162,7 @@ def update_autotune(
     *,
     owner: str | None = None,
     lease_ms: int = DEFAULT_LEASE_MS,
+    health: HealthOptions | None = None,
 ) -> UpdateOutcome:
     """Update one autotune at `as_of_ms`; skips (with a reason) rather than raising."""
     owner = owner or default_owner()
@@ -168,14 +173,19 @@ def update_autotune(
     try:
         prepared = contextual.prepare(db, autotune_id, as_of_ms)  # contextual fits, before the write transaction
         with db.write() as conn:
-            return _update_locked(conn, clock, autotune_id, as_of_ms, prepared)
+            return _update_locked(conn, clock, autotune_id, as_of_ms, prepared, health or HealthOptions())
     finally:
         with db.write() as conn:
             updates.unlock(conn, autotune_id, owner)
 
 
 def update_running(
-    db: Database, clock: Clock, as_of_ms: int | None = None, *, owner: str | None = None
+    db: Database,
+    clock: Clock,
+    as_of_ms: int | None = None,
+    *,
+    owner: str | None = None,
+    health: HealthOptions | None = None,
 ) -> list[UpdateOutcome]:
     """Update every running autotune at `as_of_ms` (default: the clock's now)."""
     at = clock.now_ms() if as_of_ms is None else as_of_ms
@@ -184,7 +194,7 @@ def update_running(
     outcomes = []
     for autotune_id in ids:
         try:
-            outcomes.append(update_autotune(db, clock, autotune_id, at, owner=owner))
+            outcomes.append(update_autotune(db, clock, autotune_id, at, owner=owner, health=health))
         except Exception as error:  # one autotune's failure must not hold back the others
             log.exception("update of %s as of %d failed", autotune_id, at)
             outcomes.append(_skip(autotune_id, at, f"failed: {type(error).__name__}: {error}"))
@@ -192,7 +202,12 @@ def update_running(
 
 
 def _update_locked(
-    conn: Connection, clock: Clock, autotune_id: str, as_of_ms: int, prepared: contextual.Prepared | None = None
+    conn: Connection,
+    clock: Clock,
+    autotune_id: str,
+    as_of_ms: int,
+    prepared: contextual.Prepared | None = None,
+    options: HealthOptions | None = None,
 ) -> UpdateOutcome:
     autotune = autotune_store.get(conn, autotune_id, for_update=True)
     reason = _skip_reason(conn, autotune, as_of_ms)
@@ -244,6 +259,20 @@ def _update_locked(
     if learned is not None:
         winner_index = None
         weights = learned.weights if learned.weights is not None else weights
+    # Health (engine/health.py): the sample-ratio check, and guardrails that can exclude a variant.
+    health = check_health(
+        conn,
+        autotune,
+        key,
+        cumulative,
+        BEGINNING_MS if previous is None else previous,
+        as_of_ms,
+        options or HealthOptions(),
+        pooled=summary.estimator == "pooled",
+    )
+    if health.excluded:
+        winner_index = None if winner_index in health.excluded else winner_index
+        weights = exclude(weights, health.excluded, definition.long_term_share / len(variant_ids))
     now = clock.now_ms()
     after = autotune
     if winner_index is not None:
@@ -318,6 +347,7 @@ def _update_locked(
             "message": summary.message,
         },
     )
+    record["health"] = _finite(health.record)
     if learned is not None:
         record["contextual"] = _finite(learned.record)
     updates.insert_record(
@@ -344,6 +374,7 @@ def _update_locked(
         new_units=new_units,
         pob=summary.pob,
         weights=tuple(weights),
+        health=record["health"],
     )
 
 

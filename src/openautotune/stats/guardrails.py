@@ -1,0 +1,116 @@
+"""Guardrail metrics: is a variant worse than the best by more than the allowed harm? (engine.md, "Health")
+
+A guardrail is an event the team does not want to move the wrong way (errors, unsubscribes, refunds).
+Each variant's guardrail rate ``r_k`` (share of its mature units with the event in their attribution
+window) is estimated like the success metric (period-weighted by default), as a Normal with the
+estimator's mean and variance. The variance is floored by the Beta(1 + hits, 1 + misses) posterior's,
+so a variant with no event yet (variance 0) cannot look certain.
+
+The reference is the variant with the best guardrail mean (lowest when lower is better). Variant
+``k`` is harmful when, with ``m`` the allowed relative harm,
+
+- lower is better:  ``P(r_k > (1 + m) r_ref) >= 0.95``,
+- higher is better: ``P(r_k < (1 - m) r_ref) >= 0.95``,
+
+computed exactly for the two Normals (their difference is Normal). No variant is judged before
+every variant has ``MIN_UNITS`` mature units: the Normal approximation needs them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from scipy.stats import norm
+
+HARM_PROBABILITY: Final = 0.95
+MIN_UNITS: Final = 100
+
+
+@dataclass(frozen=True)
+class GuardrailVariant:
+    mean: float
+    variance: float
+    units: int
+    hits: int
+    probability_of_harm: float | None
+    """P(worse than the reference by more than the allowed harm); None for the reference itself or
+    before every variant has MIN_UNITS units."""
+    harmful: bool
+
+
+@dataclass(frozen=True)
+class GuardrailCheck:
+    reference: int | None
+    variants: tuple[GuardrailVariant, ...]
+
+    @property
+    def harmful(self) -> tuple[int, ...]:
+        return tuple(k for k, v in enumerate(self.variants) if v.harmful)
+
+
+def beta_variance(hits: int, units: int) -> float:
+    a, b = 1.0 + hits, 1.0 + max(0, units - hits)
+    return a * b / ((a + b) ** 2 * (a + b + 1.0))
+
+
+def check_guardrail(
+    means: Sequence[float],
+    variances: Sequence[float],
+    units: Sequence[int],
+    hits: Sequence[int],
+    *,
+    higher_is_better: bool,
+    max_relative_harm: float,
+    probability: float = HARM_PROBABILITY,
+    min_units: int = MIN_UNITS,
+) -> GuardrailCheck:
+    """Which variants are worse than the best on one guardrail by more than ``max_relative_harm``."""
+    if not (len(means) == len(variances) == len(units) == len(hits)) or not means:
+        raise ValueError("one mean, variance, unit and hit count per variant")
+    if not (math.isfinite(max_relative_harm) and max_relative_harm >= 0.0):
+        raise ValueError("max_relative_harm must be a non-negative number")
+    variance = [max(float(v), beta_variance(h, n)) for v, h, n in zip(variances, hits, units, strict=True)]
+    judged = all(n >= min_units for n in units)
+    sign = 1.0 if higher_is_better else -1.0
+    reference = max(range(len(means)), key=lambda k: (sign * means[k], -k))
+    factor = 1.0 - max_relative_harm if higher_is_better else 1.0 + max_relative_harm
+    variants = []
+    for k, mean in enumerate(means):
+        p_harm: float | None = None
+        if judged and k != reference:
+            # harm = amount by which k falls short of the allowed bound (positive when harmful)
+            gap = sign * (factor * means[reference] - mean)
+            spread = math.sqrt(variance[k] + factor * factor * variance[reference])
+            p_harm = float(norm.cdf(gap / spread)) if spread > 0 else float(gap > 0)
+        variants.append(
+            GuardrailVariant(
+                mean=float(mean),
+                variance=variance[k],
+                units=int(units[k]),
+                hits=int(hits[k]),
+                probability_of_harm=p_harm,
+                harmful=p_harm is not None and p_harm >= probability,
+            )
+        )
+    return GuardrailCheck(reference=reference, variants=tuple(variants))
+
+
+def exclude(weights: Sequence[float], excluded: Sequence[int], floor: float) -> tuple[float, ...]:
+    """Weights with every excluded variant held at ``floor`` (the long-term exploration share per
+    variant, 0 when none is set) and the rest scaled up to fill the remainder; when the others had no
+    weight at all they share the remainder equally."""
+    excluded_set = set(excluded)
+    if not excluded_set:
+        return tuple(float(w) for w in weights)
+    kept = [k for k in range(len(weights)) if k not in excluded_set]
+    if not kept:
+        raise ValueError("at least one variant must stay in traffic")
+    remainder = 1.0 - floor * len(excluded_set)
+    kept_total = math.fsum(weights[k] for k in kept)
+    result = [float(floor)] * len(weights)
+    for k in kept:
+        result[k] = remainder * (weights[k] / kept_total if kept_total > 0 else 1.0 / len(kept))
+    return tuple(result)
