@@ -60,7 +60,8 @@ def _srm_warning(test_observed: Sequence[int], expected: Sequence[float], names:
         if e > 0
     ]
     if shortfalls:
-        deviation, name, observed, e = max(shortfalls, key=lambda item: abs(item[0]))
+        # The largest relative deviation; on a tie the shortfall, since lost exposures are the usual cause.
+        deviation, name, observed, e = max(shortfalls, key=lambda item: (round(abs(item[0]), 9), item[0] < 0))
         where = (
             f"'{name}' has {abs(deviation):.1%} {'fewer' if deviation < 0 else 'more'} units than its published "
             f"weights predict ({observed:,} observed, {e:,.0f} expected)"
