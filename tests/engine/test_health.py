@@ -256,3 +256,27 @@ def test_a_guardrail_event_never_seen_breaks_nothing(client: TestClient, test_ap
     assert update_autotune(test_app.db, test_app.clock, made["id"], START_MS + 3 * HOUR).updated
     guardrail = health(client, test_app, made["id"])["health"]["guardrails"][0]
     assert [(v["units"], v["hits"], v["harmful"]) for v in guardrail["variants"]] == [(300, 0, False), (300, 0, False)]
+
+
+def test_an_exclusion_lasts_for_the_run_until_its_rule_changes(client: TestClient, test_app: TestApp) -> None:
+    env = Env(test_app.db, test_app.clock)
+    made = _guarded(client, test_app, (100, 200))
+    assert update_autotune(test_app.db, test_app.clock, made["id"], START_MS + 2 * HOUR).updated
+    b = made["variants"][1]["id"]
+    assert health(client, test_app, made["id"])["health"]["excluded"] == [b]
+    # Stale clients still send b's units, now with as few errors as a: the evidence weakens, b stays out.
+    _units(env, made["id"], (0, 3000), START_MS + 2 * HOUR + 1, 1, "late")
+    env.events([(f"late-b{i}", START_MS + 2 * HOUR + 2) for i in range(300)], name="error")
+    assert update_autotune(test_app.db, test_app.clock, made["id"], START_MS + 4 * HOUR).updated
+    checked = health(client, test_app, made["id"])["health"]
+    assert checked["excluded"] == [b] and "earlier update" in checked["reasons"][0]
+    # A looser allowance is a new rule: judged afresh, b is back in traffic.
+    looser = [{**ERRORS, "maxRelativeHarm": 1.0}]
+    assert (
+        client.patch(
+            f"{BASE}/{made['id']}", json={"guardrails": looser}, headers=test_app.console_headers()
+        ).status_code
+        == 200
+    )
+    assert update_autotune(test_app.db, test_app.clock, made["id"], START_MS + 5 * HOUR).updated
+    assert health(client, test_app, made["id"])["health"]["excluded"] == []

@@ -62,3 +62,17 @@ def test_bad_inputs_are_refused() -> None:
         check_guardrail([0.1], [0.0, 0.0], [1], [1], higher_is_better=False, max_relative_harm=0.1)
     with pytest.raises(ValueError):
         check_guardrail([0.1, 0.2], [0.0, 0.0], [1, 1], [1, 1], higher_is_better=False, max_relative_harm=-1)
+
+
+def test_a_probability_above_95_percent_is_not_enough_without_always_valid_evidence() -> None:
+    # z about 2: P(harm) 0.98 at this one look, but far from the mixture ratio's boundary
+    means, units, hits = [0.05, 0.0585], [3000, 3000], [150, 176]
+    variances = [m * (1 - m) / n for m, n in zip(means, units, strict=True)]
+    one_look = check_guardrail(
+        means, variances, units, hits, higher_is_better=False, max_relative_harm=0.0, sequential=False
+    )
+    assert one_look.harmful == (1,)
+    checked = check_guardrail(means, variances, units, hits, higher_is_better=False, max_relative_harm=0.0)
+    probability = checked.variants[1].probability_of_harm
+    assert probability is not None and probability > 0.95
+    assert checked.harmful == () and checked.variants[1].log_evidence is not None

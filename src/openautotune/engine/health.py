@@ -45,12 +45,30 @@ class HealthReport:
     reasons: tuple[str, ...] = field(default=())
 
 
-def _previous_srm_p(conn: Connection, key: updates.RunKey) -> float:
-    """The running minimum the look-corrected p-value keeps (1 before the run's first check)."""
+def _previous_health(conn: Connection, key: updates.RunKey) -> dict[str, Any]:
+    """The `health` part of the run's latest update record (empty before the first)."""
     record = updates.latest_record(conn, key.autotune_id, key.incarnation_ms, key.run)
-    srm = ((record.record.get("health") or {}).get("srm") or {}) if record is not None else {}
-    value = srm.get("pValue")
+    health = record.record.get("health") if record is not None else None
+    return health if isinstance(health, dict) else {}
+
+
+def _previous_srm_p(previous: dict[str, Any]) -> float:
+    """The running minimum the look-corrected p-value keeps (1 before the run's first check)."""
+    value = (previous.get("srm") or {}).get("pValue")
     return float(value) if isinstance(value, int | float) else 1.0
+
+
+def _rule_key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    return (entry.get("event"), entry.get("value"), entry.get("higherIsBetter"), entry.get("maxRelativeHarm"))
+
+
+def _previously_excluded(previous: dict[str, Any]) -> dict[tuple[Any, ...], set[str]]:
+    """Exclusions last for the run, per guardrail rule: changing its harm or direction re-judges it."""
+    return {
+        _rule_key(entry): set(entry.get("excluded") or ())
+        for entry in previous.get("guardrails") or ()
+        if isinstance(entry, dict)
+    }
 
 
 def _srm_warning(test_observed: Sequence[int], expected: Sequence[float], names: Sequence[str], p: float) -> str:
@@ -72,7 +90,7 @@ def _srm_warning(test_observed: Sequence[int], expected: Sequence[float], names:
 
 
 def srm_record(
-    conn: Connection, autotune: Autotune, key: updates.RunKey, cumulative: Sequence[Aggregate], threshold: float
+    conn: Connection, autotune: Autotune, cumulative: Sequence[Aggregate], threshold: float, previous_p: float
 ) -> dict[str, Any]:
     """`health.srm`: the check over every period of the run whose published split is known."""
     variants = autotune.definition.variants
@@ -103,7 +121,7 @@ def srm_record(
     }
     if test.sequential_p_value is None:
         return {"pValue": None, **base, "warning": None}
-    p_value = min(_previous_srm_p(conn, key), test.sequential_p_value)
+    p_value = min(previous_p, test.sequential_p_value)
     warning = _srm_warning(test.observed, test.expected, names, p_value) if p_value < threshold else None
     return {"pValue": p_value, **base, "warning": warning}
 
@@ -139,8 +157,10 @@ def guardrail_records(
     as_of_ms: int,
     *,
     pooled: bool,
+    earlier: dict[tuple[Any, ...], set[str]] | None = None,
 ) -> list[tuple[dict[str, Any], tuple[int, ...]]]:
-    """Each guardrail's record and the variants it finds harmful (adding this update's units first)."""
+    """Each guardrail's record and the variants it excludes (adding this update's units first): those
+    it finds harmful now, and those it excluded at an earlier update of the run (`earlier`)."""
     definition = autotune.definition
     variants = definition.variants
     variant_ids = [variant.id for variant in variants]
@@ -164,10 +184,16 @@ def guardrail_records(
             "higherIsBetter": guardrail.higher_is_better,
             "maxRelativeHarm": guardrail.max_relative_harm,
         }
+        before = (earlier or {}).get(_rule_key(entry), set())
+        kept = tuple(k for k, variant_id in enumerate(variant_ids) if variant_id in before)
         if not periods or any(cell.units == 0 for cell in totals):
             # Nothing to compare yet (or a variant without units): reported, never judged.
-            entry.update(reference=None, variants=_variant_rows(variants, totals, None), excluded=[])
-            results.append((entry, ()))
+            entry.update(
+                reference=None,
+                variants=_variant_rows(variants, totals, None),
+                excluded=[variant_ids[k] for k in kept],
+            )
+            results.append((entry, kept))
             continue
         strata = [totals] if pooled else merge_strata(periods)
         estimates = period_weighted(strata, occurrence=True)
@@ -179,12 +205,13 @@ def guardrail_records(
             higher_is_better=guardrail.higher_is_better,
             max_relative_harm=guardrail.max_relative_harm,
         )
+        excluded = tuple(sorted(set(check.harmful) | set(kept)))
         entry.update(
             reference=variant_ids[check.reference] if check.reference is not None else None,
             variants=_variant_rows(variants, totals, check),
-            excluded=[variant_ids[k] for k in check.harmful],
+            excluded=[variant_ids[k] for k in excluded],
         )
-        results.append((entry, check.harmful))
+        results.append((entry, excluded))
     return results
 
 
@@ -200,6 +227,7 @@ def _variant_rows(variants: Sequence[Any], totals: Sequence[VariantAggregate], c
                 "hits": cell.successes,
                 "mean": judged.mean if judged is not None else (cell.successes / cell.units if cell.units else 0.0),
                 "probabilityOfHarm": judged.probability_of_harm if judged is not None else None,
+                "logEvidence": judged.log_evidence if judged is not None else None,
                 "harmful": judged.harmful if judged is not None else False,
             }
         )
@@ -219,6 +247,7 @@ def check_health(
 ) -> HealthReport:
     """The update record's `health` part and the variants to exclude from traffic."""
     definition = autotune.definition
+    previous = _previous_health(conn, key)
     if definition.is_contextual:
         srm: dict[str, Any] = {
             "pValue": None,
@@ -228,16 +257,24 @@ def check_health(
             "note": "not checked: a contextual policy serves each user by their features, not by published weights",
         }
     else:
-        srm = srm_record(conn, autotune, key, cumulative, options.srm_threshold)
-    checked = guardrail_records(conn, autotune, key, matured_after_ms, as_of_ms, pooled=pooled)
+        srm = srm_record(conn, autotune, cumulative, options.srm_threshold, _previous_srm_p(previous))
+    checked = guardrail_records(
+        conn, autotune, key, matured_after_ms, as_of_ms, pooled=pooled, earlier=_previously_excluded(previous)
+    )
     names = [variant.name for variant in definition.variants]
     harmful: dict[int, list[str]] = {}
     for entry, flagged in checked:
         for k in flagged:
-            p = entry["variants"][k]["probabilityOfHarm"]
+            row = entry["variants"][k]
+            if not row["harmful"]:
+                harmful.setdefault(k, []).append(
+                    f"guardrail '{entry['event']}' excluded it at an earlier update (exclusions last for the run)"
+                )
+                continue
             harmful.setdefault(k, []).append(
                 f"guardrail '{entry['event']}' is worse than '{_name(entry, names)}' by more than "
-                f"{entry['maxRelativeHarm']:.0%} with probability {p:.3f} >= {HARM_PROBABILITY:g}"
+                f"{entry['maxRelativeHarm']:.0%} with probability {row['probabilityOfHarm']:.3f} >= "
+                f"{HARM_PROBABILITY:g}, and the always-valid test agrees"
             )
     reasons = [f"'{names[k]}' excluded from traffic: " + "; ".join(why) for k, why in sorted(harmful.items())]
     excluded = tuple(sorted(harmful))

@@ -23,6 +23,7 @@ import numpy as np
 from openautotune.clock import Clock, FixedClock
 from openautotune.contextual.features import as_category, as_number, user_value
 from openautotune.domain.autotune import Actor, Allocation, Autotune
+from openautotune.domain.guardrails import Guardrail
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import specs as spec_service
 from openautotune.service.ingest import Ingestor
@@ -152,6 +153,7 @@ def start_simulated_autotune(
     long_term: float | None = None,
     estimator: str | None = None,
     winner_rule: str | None = None,
+    guardrails: tuple[Guardrail, ...] = (),
 ) -> str:
     """Create and start (through the service, as the Console API would) one autotune per simulation;
     `estimator` and `winner_rule` None are the engine's defaults."""
@@ -165,6 +167,7 @@ def start_simulated_autotune(
         "longterm_exploration_allocation": long_term,
         "estimator": estimator,
         "winner_rule": winner_rule,
+        "guardrails": guardrails,
     }
     return _create_and_start(db, clock, fields, salt=f"simulation-{config.seed}")
 
@@ -193,13 +196,17 @@ def run_simulation(
     database_url: str | None = None,
     through_sdk: bool = True,
     on_hour: Callable[[HourReport], None] | None = None,
+    wrap_traffic: Callable[[Database, Traffic], Traffic] | None = None,
     **autotune_options: Any,
 ) -> SimulationResult:
-    """One simulated autotune on a fresh temporary SQLite file (or `database_url`), start to end."""
+    """One simulated autotune on a fresh temporary SQLite file (or `database_url`), start to end;
+    `wrap_traffic` may change how users are recorded (bench/health.py: a broken client, guardrail events)."""
     with _simulation_database(database_url) as db:
         clock = FixedClock(config.start_ms)
         autotune_id = start_simulated_autotune(db, clock, config, **autotune_options)
         traffic: Traffic = SdkTraffic(db, clock) if through_sdk else DirectTraffic(db)
+        if wrap_traffic is not None:
+            traffic = wrap_traffic(db, traffic)
         return simulate(db, clock, autotune_id, config, traffic, on_hour=on_hour)
 
 

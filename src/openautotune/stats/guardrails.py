@@ -12,8 +12,13 @@ The reference is the variant with the best guardrail mean (lowest when lower is 
 - lower is better:  ``P(r_k > (1 + m) r_ref) >= 0.95``,
 - higher is better: ``P(r_k < (1 - m) r_ref) >= 0.95``,
 
-computed exactly for the two Normals (their difference is Normal). No variant is judged before
-every variant has ``MIN_UNITS`` mature units: the Normal approximation needs them.
+computed exactly for the two Normals (their difference is Normal), **and** the evidence must pass
+the same always-valid test the winner rule uses (stats/winner_rule.py): the Normal-mixture ratio for
+the gap ``r_k - (1 + m) r_ref`` (or ``(1 - m) r_ref - r_k``) must reach ``(K - 1) / (1 - 0.95)``.
+The engine checks at every hourly update and an exclusion lasts for the run, so a 95% probability
+alone would exclude an equal variant in about 1 of 5 two-week A/A runs (measured); the mixture ratio
+crossing its boundary under "no harm beyond the allowance" has probability <= 5% however often one
+looks (Ville's inequality). No variant is judged before every variant has ``MIN_UNITS`` mature units.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from scipy.stats import norm
+
+from openautotune.stats.winner_rule import log_mixture_ratio
 
 HARM_PROBABILITY: Final = 0.95
 MIN_UNITS: Final = 100
@@ -39,6 +46,8 @@ class GuardrailVariant:
     """P(worse than the reference by more than the allowed harm); None for the reference itself or
     before every variant has MIN_UNITS units."""
     harmful: bool
+    log_evidence: float | None = None
+    """The log mixture ratio of the harm beyond the allowance (None when not judged)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ def check_guardrail(
     max_relative_harm: float,
     probability: float = HARM_PROBABILITY,
     min_units: int = MIN_UNITS,
+    sequential: bool = True,
 ) -> GuardrailCheck:
     """Which variants are worse than the best on one guardrail by more than ``max_relative_harm``."""
     if not (len(means) == len(variances) == len(units) == len(hits)) or not means:
@@ -77,14 +87,20 @@ def check_guardrail(
     sign = 1.0 if higher_is_better else -1.0
     reference = max(range(len(means)), key=lambda k: (sign * means[k], -k))
     factor = 1.0 - max_relative_harm if higher_is_better else 1.0 + max_relative_harm
+    log_boundary = math.log(max(1, len(means) - 1) / (1.0 - probability))
+    scale = abs(math.fsum(means) / len(means))
     variants = []
     for k, mean in enumerate(means):
         p_harm: float | None = None
+        evidence: float | None = None
+        passed = not sequential
         if judged and k != reference:
-            # harm = amount by which k falls short of the allowed bound (positive when harmful)
+            # the gap: how far k is past the allowed bound (positive when harmful)
             gap = sign * (factor * means[reference] - mean)
-            spread = math.sqrt(variance[k] + factor * factor * variance[reference])
-            p_harm = float(norm.cdf(gap / spread)) if spread > 0 else float(gap > 0)
+            spread2 = variance[k] + factor * factor * variance[reference]
+            p_harm = float(norm.cdf(gap / math.sqrt(spread2))) if spread2 > 0 else float(gap > 0)
+            evidence = log_mixture_ratio(gap, spread2, scale)
+            passed = passed or evidence >= log_boundary
         variants.append(
             GuardrailVariant(
                 mean=float(mean),
@@ -92,7 +108,8 @@ def check_guardrail(
                 units=int(units[k]),
                 hits=int(hits[k]),
                 probability_of_harm=p_harm,
-                harmful=p_harm is not None and p_harm >= probability,
+                harmful=p_harm is not None and p_harm >= probability and passed,
+                log_evidence=evidence,
             )
         )
     return GuardrailCheck(reference=reference, variants=tuple(variants))
