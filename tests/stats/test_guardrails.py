@@ -66,7 +66,7 @@ def test_bad_inputs_are_refused() -> None:
 
 def test_a_probability_above_95_percent_is_not_enough_without_always_valid_evidence() -> None:
     # z about 2: P(harm) 0.98 at this one look, but far from the mixture ratio's boundary
-    means, units, hits = [0.05, 0.0585], [3000, 3000], [150, 176]
+    means, units, hits = [0.05, 0.062], [3000, 3000], [150, 186]
     variances = [m * (1 - m) / n for m, n in zip(means, units, strict=True)]
     one_look = check_guardrail(
         means, variances, units, hits, higher_is_better=False, max_relative_harm=0.0, sequential=False
