@@ -280,3 +280,14 @@ def test_an_exclusion_lasts_for_the_run_until_its_rule_changes(client: TestClien
     )
     assert update_autotune(test_app.db, test_app.clock, made["id"], START_MS + 5 * HOUR).updated
     assert health(client, test_app, made["id"])["health"]["excluded"] == []
+
+
+def test_a_probably_harmful_variant_is_flagged_and_cannot_win(client: TestClient, test_app: TestApp) -> None:
+    made = _guarded(client, test_app, (100, 140))  # P(harm) ~0.98 at one look, short of always-valid evidence
+    outcome = update_autotune(test_app.db, test_app.clock, made["id"], START_MS + 25 * HOUR)
+    assert outcome.updated and outcome.winner_variant_id is None  # 'b' leads on purchases but is flagged
+    results = health(client, test_app, made["id"])
+    checked = results["health"]
+    assert checked["excluded"] == [] and checked["flagged"] == [made["variants"][1]["id"]]
+    assert checked["reasons"][0].startswith("'b' flagged, may not be declared the winner")
+    assert results["stage"] == "exploiting" and results["variants"][1]["weight"] > 0.5

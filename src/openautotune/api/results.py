@@ -86,7 +86,11 @@ class HealthOut(BaseModel):
     srm: SrmOut
     guardrails: list[GuardrailResultOut]
     excluded: list[str] = Field(description="Variants excluded from traffic by the guardrails")
-    reasons: list[str] = Field(description="Why each was excluded")
+    flagged: list[str] = Field(
+        default_factory=list,
+        description="Variants probably harmful (P >= 95%) but not yet excluded: they cannot be declared winner",
+    )
+    reasons: list[str] = Field(description="Why each was excluded or flagged")
 
 
 class ResultsData(BaseModel):

@@ -42,7 +42,15 @@ class HealthOptions:
 class HealthReport:
     record: dict[str, Any]
     excluded: tuple[int, ...] = ()
+    """Variants out of traffic (held at the long-term floor)."""
+    flagged: tuple[int, ...] = ()
+    """Variants with P(harm) >= 95% now but no always-valid evidence yet: they keep their traffic,
+    but cannot be declared the winner until the flag clears."""
     reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def may_not_win(self) -> tuple[int, ...]:
+        return tuple(sorted(set(self.excluded) | set(self.flagged)))
 
 
 def _previous_health(conn: Connection, key: updates.RunKey) -> dict[str, Any]:
@@ -263,7 +271,15 @@ def check_health(
     )
     names = [variant.name for variant in definition.variants]
     harmful: dict[int, list[str]] = {}
+    suspect: dict[int, list[str]] = {}
     for entry, flagged in checked:
+        for k, row in enumerate(entry["variants"]):
+            p = row["probabilityOfHarm"]
+            if k not in flagged and p is not None and p >= HARM_PROBABILITY:
+                suspect.setdefault(k, []).append(
+                    f"guardrail '{entry['event']}' is worse than '{_name(entry, names)}' by more than "
+                    f"{entry['maxRelativeHarm']:.0%} with probability {p:.3f}"
+                )
         for k in flagged:
             row = entry["variants"][k]
             if not row["harmful"]:
@@ -278,6 +294,13 @@ def check_health(
             )
     reasons = [f"'{names[k]}' excluded from traffic: " + "; ".join(why) for k, why in sorted(harmful.items())]
     excluded = tuple(sorted(harmful))
+    flagged = tuple(k for k in sorted(suspect) if k not in harmful)
+    reasons += [
+        f"'{names[k]}' flagged, may not be declared the winner: "
+        + "; ".join(suspect[k])
+        + " (not excluded until the always-valid test agrees)"
+        for k in flagged
+    ]
     if len(excluded) == len(names):
         reasons.append("every variant is harmful on some guardrail, so none is excluded: review the guardrails")
         excluded = ()
@@ -288,9 +311,10 @@ def check_health(
         "srm": srm,
         "guardrails": [entry for entry, _ in checked],
         "excluded": [definition.variants[k].id for k in excluded],
+        "flagged": [definition.variants[k].id for k in flagged],
         "reasons": reasons,
     }
-    return HealthReport(record=record, excluded=excluded, reasons=tuple(reasons))
+    return HealthReport(record=record, excluded=excluded, flagged=flagged, reasons=tuple(reasons))
 
 
 def _name(entry: dict[str, Any], names: Sequence[str]) -> str:

@@ -270,8 +270,8 @@ def _update_locked(
         options or HealthOptions(),
         pooled=summary.estimator == "pooled",
     )
+    winner_index = None if winner_index in health.may_not_win else winner_index
     if health.excluded:
-        winner_index = None if winner_index in health.excluded else winner_index
         weights = exclude(weights, health.excluded, definition.long_term_share / len(variant_ids))
     now = clock.now_ms()
     after = autotune
