@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from openautotune.cli.common import DatabaseUrl, err, load_settings, open_database
+
+if TYPE_CHECKING:
+    from openautotune.web.health_view import HealthView
 
 
 def results(
@@ -26,7 +29,7 @@ def results(
     from openautotune.domain.errors import NotFound
     from openautotune.engine.results import read_results
     from openautotune.service import autotunes as autotune_service
-    from openautotune.web import views
+    from openautotune.web import health_view, views
 
     db = open_database(load_settings(database_url))
     try:
@@ -61,6 +64,24 @@ def results(
             views.format_percent(row.weight),
         )
     out = Console()
+    current = read_results(db, autotune)
     out.print(f"[bold]{series.status_sentence}[/bold]")
-    out.print(read_results(db, autotune).verdict)
+    out.print(current.verdict)
     out.print(table)
+    _print_health(out, health_view.health_view(current.health, [v.name for v in autotune.definition.variants]))
+
+
+def _print_health(out: Console, view: HealthView | None) -> None:
+    """The dashboard's health card as text: sample ratio, exclusions and each guardrail."""
+    if view is None:
+        return
+    style = "bold red" if view.srm_status == "warning" else None
+    out.print(view.srm_text, style=style, markup=False, highlight=False)
+    for reason in view.reasons:
+        out.print(reason, style="bold", markup=False, highlight=False)
+    for guardrail in view.guardrails:
+        table = Table("variant", "units", "with the event", "rate", "P(harm)", "status")
+        table.title = f"guardrail {guardrail.label}: {guardrail.rule}"
+        for row in guardrail.rows:
+            table.add_row(row.name, f"{row.units:,}", f"{row.hits:,}", row.rate, row.harm, row.status)
+        out.print(table)

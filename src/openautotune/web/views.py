@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from openautotune.domain.autotune import Autotune, Stage, Status, Variant
 from openautotune.engine.results import read_results
 from openautotune.store.database import Database
-from openautotune.web import results, series
+from openautotune.web import health_view, results, series
 from openautotune.web.templating import format_number, format_percent
 
 if TYPE_CHECKING:  # the figures need plotly and numpy: imported by the page that draws them, not at start
@@ -52,6 +52,7 @@ class AutotunePage:
     variant_names: dict[str, str]
     contextual: contextual_view.ContextualSection | None = None  # only for contextual autotunes
     verdict: str = ""  # the results' one-sentence verdict (engine/verdict.py)
+    health: health_view.HealthView | None = None  # the latest update's health checks
 
 
 def stage_of(autotune: Autotune, latest: series.UpdatePoint | None) -> str:
@@ -169,6 +170,8 @@ def autotune_page(
 
     page_series = load_series(db, autotune, cache)
     latest = page_series.latest
+    current = read_results(db, autotune)
+    names = [variant.name for variant in autotune.definition.variants]
     return AutotunePage(
         series=page_series,
         stage=stage_of(autotune, latest),
@@ -178,5 +181,6 @@ def autotune_page(
         config=_config(autotune),
         variant_names={variant.id: variant.name for variant in autotune.definition.variants},
         contextual=contextual_view.section(db, autotune),
-        verdict=read_results(db, autotune).verdict,
+        verdict=current.verdict,
+        health=health_view.health_view(current.health, names),
     )
