@@ -12,6 +12,10 @@ updates by the engine, default estimator and winner rule, the default SRM thresh
 - healthy: two identical arms at 5% for 14 days (an A/A test runs longest: it rarely finds a winner),
   with an `error` guardrail at 5% on both (lower is better, 5% allowed harm). A false alarm is a
   sample-ratio warning at ANY update; a false exclusion is a guardrail exclusion at any update.
+- statistics only (`--null-seeds`, fast): the same sample-ratio check (stats/srm.py) on multinomial
+  counts of 1,000 units an hour for 14 days with weights redrawn every hour after the first 24
+  (Dirichlet(2, 2)), as a bandit would publish them: how often does a healthy run alarm at any look,
+  with the fixed-sample p-value and with the look-corrected one the engine uses?
 - guardrail: arm_1 wins on the success event (5% vs 6%) but raises the `error` event by 20% (10% vs
   12% of units; 5% harm allowed). Is arm_1 excluded at an update within 2 days? `guardrail-rare`: the
   same with a rarer error event (5% vs 6%), which needs more units for the same evidence.
@@ -20,6 +24,7 @@ updates by the engine, default estimator and winner rule, the default SRM thresh
 from __future__ import annotations
 
 import argparse
+import ast
 import multiprocessing
 import statistics
 import sys
@@ -152,6 +157,29 @@ def run_job(job: Job) -> dict[str, Any]:
     }
 
 
+def null_srm(seeds: int, hours: int = 14 * 24, threshold: float = 0.001) -> dict[str, Any]:
+    """Healthy runs at the statistics level: any-look alarm rates of both p-values."""
+    from openautotune.stats.srm import shares_from_thresholds, srm_test
+
+    rng = np.random.default_rng(2026)
+    fixed_alarms = sequential_alarms = 0
+    for _ in range(seeds):
+        counts: list[np.ndarray] = []
+        shares: list[tuple[float, ...]] = []
+        lowest, fixed = 1.0, False
+        for hour in range(hours):
+            weights = np.array([0.5, 0.5]) if hour < 24 else rng.dirichlet([2.0, 2.0])
+            share = shares_from_thresholds([round(1000 * weights[0]), 1000])
+            counts.append(rng.multinomial(1000, share))
+            shares.append(share)
+            test = srm_test(counts, shares)
+            fixed = fixed or (test.fixed_p_value or 1.0) < threshold
+            lowest = min(lowest, test.sequential_p_value or 1.0)
+        fixed_alarms += fixed
+        sequential_alarms += lowest < threshold
+    return {"scenario": "null", "seeds": seeds, "fixed": fixed_alarms, "sequential": sequential_alarms}
+
+
 def _share(values: list[bool]) -> str:
     return f"{sum(values)}/{len(values)} ({sum(values) / len(values):.0%})" if values else "—"
 
@@ -170,16 +198,24 @@ def tables(records: list[dict[str, Any]]) -> str:
         by.setdefault(record["scenario"], []).append(record)
     broken, healthy, guarded = by.get("broken", []), by.get("healthy", []), by.get("guardrail", [])
     rare = by.get("guardrail-rare", [])
+    null = by.get("null", [])
     rows = [
         "| Scenario | Seeds | Target | Measured | Hour flagged |",
         "|---|---|---|---|---|",
         f"| Broken client: 10% of arm_1's exposures lost (5% / 5.5%) | {len(broken)} | SRM warning within 24 h "
         f"in >= 95% | {_share([r['srmHour'] is not None for r in broken])} | "
         f"{_hours([r['srmHour'] for r in broken if r['srmHour'] is not None])} |",
-        f"| Healthy A/A (5% / 5%), 14 days | {len(healthy)} | SRM false alarm at any update in <= 1% | "
+        f"| Healthy A/A (5% / 5%), 14 days, full engine | {len(healthy)} | SRM false alarm at any update in <= 1% | "
         f"{_share([r['srmHour'] is not None for r in healthy])} | "
         f"{_hours([r['srmHour'] for r in healthy if r['srmHour'] is not None])} |",
-        f"| Same runs, equal `error` guardrail (5% / 5%, 5% harm allowed) | {len(healthy)} | (false exclusions, "
+        *(
+            f"| Statistics only: healthy 2-variant counts, 1,000 units/h, weights redrawn hourly, 14 days | "
+            f"{n['seeds']} | false alarm at any update in <= 1% | look-corrected p (the engine's): "
+            f"{n['sequential']}/{n['seeds']} ({n['sequential'] / n['seeds']:.1%}); fixed-sample chi-square p: "
+            f"{n['fixed']}/{n['seeds']} ({n['fixed'] / n['seeds']:.1%}) | — |"
+            for n in null
+        ),
+        f"| Same engine runs, equal `error` guardrail (5% / 5%, 5% harm allowed) | {len(healthy)} | (false exclusions, "
         f"reported) | {_share([r['excludedHour'] is not None for r in healthy])} | "
         f"{_hours([r['excludedHour'] for r in healthy if r['excludedHour'] is not None])} |",
         f"| Guardrail: arm_1 wins on success (5% / 6%) but +20% `error` (10% / 12%, 5% allowed) | {len(guarded)} "
@@ -190,7 +226,8 @@ def tables(records: list[dict[str, Any]]) -> str:
         f"{_hours([r['excludedHour'] for r in rare if r['excludedHour'] is not None])} |",
     ]
     wrong = sum(1 for r in guarded + rare if r["winner"] == 1)
-    seconds = statistics.mean(r["seconds"] for r in records) if records else 0.0
+    timed = [r["seconds"] for r in records if "seconds" in r]
+    seconds = statistics.mean(timed) if timed else 0.0
     rows.append("")
     rows.append(
         f"In the guardrail runs the harmful arm_1 was declared winner in {wrong} of {len(guarded) + len(rare)}. "
@@ -212,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guardrail-seeds", type=int, default=100)
     parser.add_argument("--rare-seeds", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--null-seeds", type=int, default=0, help="statistics-only healthy runs (fast)")
     parser.add_argument("--write-docs", type=Path, default=None)
+    parser.add_argument(
+        "--from-log", type=Path, action="append", default=[], help="also tabulate records printed by earlier runs"
+    )
     args = parser.parse_args(argv)
     jobs = (
         [Job("broken", s) for s in range(args.seeds)]
@@ -220,7 +261,14 @@ def main(argv: list[str] | None = None) -> int:
         + [Job("guardrail-rare", s) for s in range(args.rare_seeds)]
         + [Job("healthy", s) for s in range(args.healthy_seeds)]
     )
-    records: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = [
+        ast.literal_eval(line)
+        for path in args.from_log
+        for line in path.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    if args.null_seeds:
+        records.append(null_srm(args.null_seeds))
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
         for record in pool.map(run_job, jobs):
