@@ -83,6 +83,8 @@ def test_guardrails_are_stored_echoed_and_partly_frozen_once_started(client: Tes
         ([{"event": "error", "maxRelativeHarm": 0.1}], "guardrails[0].higherIsBetter"),
         ([{**ERRORS, "event": ""}], "guardrails[0].event"),
         ([{**ERRORS, "event": "   "}], "guardrails[0].event"),
+        ([{**ERRORS, "event": "x" * 257}], "guardrails[0].event"),
+        ([{**ERRORS, "value": "a\u0000b"}], "guardrails[0].value"),
         ([{**ERRORS, "colour": "red"}], "guardrails[0].colour"),
         ([ERRORS, ERRORS], "guardrails[1]"),
         ([ERRORS] * 11, "guardrails"),

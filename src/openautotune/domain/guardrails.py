@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from openautotune.domain.errors import FieldProblem
+from openautotune.domain.json_limits import JsonProblem, check_text
 
 MAX_GUARDRAILS = 10
 MAX_HARM = 10.0
@@ -39,10 +40,13 @@ def guardrail_problems(guardrails: Sequence[Guardrail]) -> list[FieldProblem]:
         where = f"guardrails[{index}]"
         if not guardrail.event.strip():
             problems.append(FieldProblem(f"{where}.event", "must not be empty"))
-        elif len(guardrail.event) > MAX_EVENT:
-            problems.append(FieldProblem(f"{where}.event", f"must be at most {MAX_EVENT} characters"))
-        if guardrail.value is not None and len(guardrail.value) > MAX_EVENT:
-            problems.append(FieldProblem(f"{where}.value", f"must be at most {MAX_EVENT} characters"))
+        for text, path in ((guardrail.event, f"{where}.event"), (guardrail.value, f"{where}.value")):
+            if text is None:
+                continue
+            try:  # valid Unicode, no NUL, at most 256 characters: what every stored text field obeys
+                check_text(text, path, MAX_EVENT)
+            except JsonProblem as problem:
+                problems.append(FieldProblem(problem.path, problem.message))
         harm = guardrail.max_relative_harm
         # Higher is better: a harm of 1 (100%) would allow a rate of 0, so it must stay below 1.
         within = harm < 1.0 if guardrail.higher_is_better else harm <= MAX_HARM
