@@ -180,6 +180,21 @@ def null_srm(seeds: int, hours: int = 14 * 24, threshold: float = 0.001) -> dict
     return {"scenario": "null", "seeds": seeds, "fixed": fixed_alarms, "sequential": sequential_alarms}
 
 
+def null_equal(runs: int, hours: int = 14 * 24, threshold: float = 0.001) -> dict[str, Any]:
+    """Healthy runs with constant equal weights (then the check is Pearson's chi-square), vectorised
+    over many runs: the any-look alarm rate of the fixed-sample p-value alone, for 2, 3 and 5 variants."""
+    from scipy.stats import chi2
+
+    rng = np.random.default_rng(2027)
+    rates = {}
+    for k in (2, 3, 5):
+        counts = rng.multinomial(1000, [1.0 / k] * k, size=(runs, hours)).cumsum(axis=1)
+        expected = counts.sum(axis=2, keepdims=True) / k
+        statistic = ((counts - expected) ** 2 / expected).sum(axis=2)
+        rates[k] = float((chi2.sf(statistic, k - 1) < threshold).any(axis=1).mean())
+    return {"scenario": "null-equal", "runs": runs, "rates": rates}
+
+
 def _share(values: list[bool]) -> str:
     return f"{sum(values)}/{len(values)} ({sum(values) / len(values):.0%})" if values else "—"
 
@@ -199,6 +214,7 @@ def tables(records: list[dict[str, Any]]) -> str:
     broken, healthy, guarded = by.get("broken", []), by.get("healthy", []), by.get("guardrail", [])
     rare = by.get("guardrail-rare", [])
     null = by.get("null", [])
+    equal = by.get("null-equal", [])
     rows = [
         "| Scenario | Seeds | Target | Measured | Hour flagged |",
         "|---|---|---|---|---|",
@@ -214,6 +230,12 @@ def tables(records: list[dict[str, Any]]) -> str:
             f"{n['sequential']}/{n['seeds']} ({n['sequential'] / n['seeds']:.1%}); fixed-sample chi-square p: "
             f"{n['fixed']}/{n['seeds']} ({n['fixed'] / n['seeds']:.1%}) | — |"
             for n in null
+        ),
+        *(
+            f"| Statistics only: equal weights (Pearson), 14 days, fixed-sample p-value alone | {e['runs']:,} | — | "
+            + ", ".join(f"{k} variants {rate:.1%}" for k, rate in e["rates"].items())
+            + " of runs alarm at some update | — |"
+            for e in equal
         ),
         f"| Same engine runs, equal `error` guardrail (5% / 5%, 5% harm allowed) | {len(healthy)} | (false exclusions, "
         f"reported) | {_share([r['excludedHour'] is not None for r in healthy])} | "
@@ -269,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.null_seeds:
         records.append(null_srm(args.null_seeds))
+        records.append(null_equal(20 * args.null_seeds))
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
         for record in pool.map(run_job, jobs):
