@@ -247,12 +247,14 @@ def tables(records: list[dict[str, Any]]) -> str:
         f"| (reported) | {_share([r['excludedHour'] is not None for r in rare])} | "
         f"{_hours([r['excludedHour'] for r in rare if r['excludedHour'] is not None])} |",
     ]
-    wrong = sum(1 for r in guarded + rare if r["winner"] == 1)
+    wrong = sum(1 for r in guarded if r["winner"] == 1)
+    wrong_rare = sum(1 for r in rare if r["winner"] == 1)
     timed = [r["seconds"] for r in records if "seconds" in r]
     seconds = statistics.mean(timed) if timed else 0.0
     rows.append("")
     rows.append(
-        f"In the guardrail runs the harmful arm_1 was declared winner in {wrong} of {len(guarded) + len(rare)}. "
+        f"The harmful arm_1 was declared winner (before any exclusion) in {wrong} of {len(guarded)} guardrail runs "
+        f"and {wrong_rare} of {len(rare)} with the rarer event. "
         f"Mean wall time per run {seconds:.1f} s (2-core machine shared with other jobs)."
     )
     return "\n".join(rows)
