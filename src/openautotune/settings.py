@@ -64,6 +64,7 @@ class Settings:
     rate_limit_reads: str = "1000/10s"
     rate_limit_sdk: str = "50000/10s"
     redis_url: str = ""
+    srm_threshold: float = 0.001
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, /, **overrides: Any) -> Settings:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from openautotune.domain.autotune import Autotune, Definition, UserIdOverride
 from openautotune.domain.errors import FieldProblem, InvalidInput
+from openautotune.domain.guardrails import Guardrail
 from openautotune.service.autotunes import VariantInput
 
 # Console name -> Definition attribute, for every field a body may set.
@@ -38,6 +39,7 @@ DEFINITION_FIELDS: dict[str, str] = {
     "winnerRule": "winner_rule",
     "holdoutPercent": "holdout_percent",
     "delayedConversions": "delayed_conversions",
+    "guardrails": "guardrails",
 }
 _DEFAULTS = {f.name: f.default for f in dataclass_fields(Definition)}
 # Shown on every answer even when unset ("" rather than absent), as Statsig does.
@@ -65,6 +67,10 @@ def definition_fields(body: BaseModel, *, only_present: bool) -> dict[str, Any]:
         value = getattr(body, console_name)
         if console_name == "variants" and value is not None:
             value = [VariantInput(name=v.name, json=v.json_, size=v.size) for v in value]
+        elif console_name == "guardrails" and value is not None:
+            value = tuple(
+                Guardrail(g.event, g.maxRelativeHarm, higher_is_better=g.higherIsBetter, value=g.value) for g in value
+            )
         if value is None and _DEFAULTS.get(attr) is not None:
             value = _DEFAULTS[attr]  # an explicit null means "back to the default"
         values[attr] = value
@@ -96,6 +102,16 @@ def autotune_json(autotune: Autotune) -> dict[str, Any]:
             ]
         elif console_name == "featureList" and value is not None:
             value = list(value)
+        elif console_name == "guardrails":
+            value = [
+                {
+                    "event": g.event,
+                    "value": g.value,
+                    "higherIsBetter": g.higher_is_better,
+                    "maxRelativeHarm": g.max_relative_harm,
+                }
+                for g in definition.guardrails
+            ] or None
         if value is not None or console_name in ALWAYS_SHOWN:
             data[console_name] = value
     winner = autotune.winner

@@ -61,6 +61,18 @@ class VariantOut(BaseModel):
     size: float | None = None
 
 
+class GuardrailIO(BaseModel):
+    """A guardrail metric (extension; docs/engine.md, "Health"): the variants' rates of `event`
+    (with `value`, when set) must not differ from the best by more than `maxRelativeHarm`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    event: NonEmpty
+    value: str | None = None
+    higherIsBetter: bool
+    maxRelativeHarm: Annotated[float, Field(ge=0, le=10)]
+
+
 class Winner(BaseModel):
     id: str
     name: str
@@ -91,6 +103,7 @@ class _Optional(BaseModel):
     winnerRule: WinnerRule | None = None
     holdoutPercent: HoldoutPercent | None = None
     delayedConversions: DelayedConversions | None = None
+    guardrails: Annotated[list[GuardrailIO], Field(max_length=10)] | None = None
     # Echoed read-only fields (checked or ignored by the service; see console-api.md).
     id: str | None = None
     isStarted: bool | None = None
@@ -183,6 +196,7 @@ class AutotuneOut(BaseModel):
     winnerRule: str | None = None
     holdoutPercent: float | None = None
     delayedConversions: str | None = None
+    guardrails: list[GuardrailIO] | None = None
 
 
 class AutotuneAnswer(BaseModel):

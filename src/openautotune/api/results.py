@@ -86,6 +86,49 @@ class HoldoutOut(BaseModel):
     message: str | None
 
 
+class SrmOut(BaseModel):
+    pValue: float | None = Field(
+        description="Sample-ratio p-value, corrected for the check at every update (null: nothing to test yet)"
+    )
+    expected: list[float] = Field(description="Units each variant should have: sum over periods of units x weight")
+    observed: list[int] = Field(description="Units each variant has (mature units of periods with a known split)")
+    warning: str | None = Field(description="Set when pValue < the server's srm_threshold; names likely causes")
+    fixedPValue: float | None = Field(default=None, description="The chi-square test's p-value for this look alone")
+    chiSquare: float | None = Field(default=None, description="Chi-square statistic (weights may change by period)")
+    df: int | None = Field(default=None, description="Its degrees of freedom (K - 1 when every variant had traffic)")
+
+
+class GuardrailVariantOut(BaseModel):
+    id: str
+    name: str
+    units: int
+    hits: int = Field(description="Units with the guardrail event in their attribution window")
+    mean: float = Field(description="The estimator's rate of the guardrail event")
+    probabilityOfHarm: float | None = Field(description="P(worse than the reference by more than the allowed harm)")
+    harmful: bool
+
+
+class GuardrailResultOut(BaseModel):
+    event: str
+    value: str | None
+    higherIsBetter: bool
+    maxRelativeHarm: float
+    reference: str | None = Field(description="Id of the variant with the best rate (null before any data)")
+    variants: list[GuardrailVariantOut]
+    excluded: list[str] = Field(description="Variants this guardrail finds harmful")
+
+
+class HealthOut(BaseModel):
+    srm: SrmOut
+    guardrails: list[GuardrailResultOut]
+    excluded: list[str] = Field(description="Variants excluded from traffic by the guardrails")
+    flagged: list[str] = Field(
+        default_factory=list,
+        description="Variants probably harmful (P >= 95%) but not yet excluded: they cannot be declared winner",
+    )
+    reasons: list[str] = Field(description="Why each was excluded or flagged")
+
+
 class ResultsData(BaseModel):
     id: str
     stage: str = Field(description="draft, exploring, exploiting or finished")
@@ -98,6 +141,10 @@ class ResultsData(BaseModel):
     message: str | None = Field(description="Why the data does not yet support a decision, if it does not")
     verdict: str = Field(description="One sentence saying what the data and the winner rule support, never more")
     estimator: str | None = Field(description="The estimator of the latest update: periodWeighted or pooled")
+    health: HealthOut | None = Field(
+        default=None,
+        description="The latest update's health checks: sample ratio and guardrails (null before the first update)",
+    )
     contextual: dict[str, Any] | None = Field(
         default=None,
         description="Contextual autotunes only: per-variant coefficients and the off-policy value of the "
@@ -147,6 +194,7 @@ def results_json(results: Results) -> dict[str, Any]:
         "verdict": results.verdict,
         "estimator": results.estimator,
         "holdout": results.holdout,
+        "health": results.health,
     }
     if results.contextual is not None:
         answer["contextual"] = results.contextual

@@ -77,6 +77,7 @@ def background_runner(
     application: FastAPI | None = None,
 ) -> LeaderRunner:
     """A runner (not started) with every loop `serve` runs once per installation."""
+    from openautotune.engine.health import HealthOptions
     from openautotune.engine.scheduler import Scheduler
 
     runner = LeaderRunner(
@@ -90,6 +91,7 @@ def background_runner(
             settings.update_interval_seconds,
             first_delay_seconds=scheduler_delay,
             on_update=_observe,
+            health=HealthOptions(srm_threshold=settings.srm_threshold),
         ),
     )
     if runs_processor(settings):

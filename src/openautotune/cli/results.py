@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from openautotune.cli.common import DatabaseUrl, err, load_settings, open_database
+
+if TYPE_CHECKING:
+    from openautotune.web.health_view import HealthView
 
 
 def results(
@@ -26,7 +29,7 @@ def results(
     from openautotune.domain.errors import NotFound
     from openautotune.engine.results import read_results
     from openautotune.service import autotunes as autotune_service
-    from openautotune.web import views
+    from openautotune.web import health_view, views
 
     db = open_database(load_settings(database_url))
     try:
@@ -71,6 +74,7 @@ def results(
     out.print("immature: units exposed less than one attribution window ago (not in units; the allocation counts them)")
     if current.holdout is not None:
         out.print(holdout_lines(current.holdout, occurrence))
+    _print_health(out, health_view.health_view(current.health, [v.name for v in autotune.definition.variants]))
 
 
 def holdout_lines(block: dict[str, Any], occurrence: bool) -> str:
@@ -94,3 +98,19 @@ def holdout_lines(block: dict[str, Any], occurrence: bool) -> str:
         f"{show(lift.get('high'))}); regret avoided {regret.get('value', 0):,.1f} "
         f"({regret.get('low', 0):,.1f} to {regret.get('high', 0):,.1f})"
     )
+
+
+def _print_health(out: Console, view: HealthView | None) -> None:
+    """The dashboard's health card as text: sample ratio, exclusions and each guardrail."""
+    if view is None:
+        return
+    style = "bold red" if view.srm_status == "warning" else None
+    out.print(view.srm_text, style=style, markup=False, highlight=False)
+    for reason in view.reasons:
+        out.print(reason, style="bold", markup=False, highlight=False)
+    for guardrail in view.guardrails:
+        table = Table("variant", "units", "with the event", "rate", "P(harm)", "status")
+        table.title = f"guardrail {guardrail.label}: {guardrail.rule}"
+        for row in guardrail.rows:
+            table.add_row(row.name, f"{row.units:,}", f"{row.hits:,}", row.rate, row.harm, row.status)
+        out.print(table)

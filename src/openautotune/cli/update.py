@@ -38,15 +38,18 @@ def update(
     events_url: EventsUrl = None,
 ) -> None:
     """Run one engine update now (or as of --at, for backfills and replays)."""
+    from openautotune.engine.health import HealthOptions
     from openautotune.engine.update import update_autotune, update_running
 
-    db = open_database(load_settings(database_url, events_url=events_url))
+    settings = load_settings(database_url, events_url=events_url)
+    db = open_database(settings)
+    health = HealthOptions(srm_threshold=settings.srm_threshold)
     clock = SystemClock()
     as_of = _parse_time(at) if at is not None else clock.now_ms()
     if autotune is not None:
-        outcomes = [update_autotune(db, clock, autotune, as_of)]
+        outcomes = [update_autotune(db, clock, autotune, as_of, health=health)]
     else:
-        outcomes = update_running(db, clock, as_of)
+        outcomes = update_running(db, clock, as_of, health=health)
     table = Table("autotune", "as of (ms)", "result", "stage", "new units", "P(best)", "allocation", "winner")
     for outcome in outcomes:
         table.add_row(

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from openautotune.domain import windows
+from openautotune.domain.guardrails import Guardrail
 
 
 class Status(StrEnum):
@@ -65,6 +66,8 @@ class Definition:
     """Extension: the share of units (0..50 %) served a fixed equal split for the whole run (engine.md, "Holdout")."""
     delayed_conversions: str | None = None
     """Extension: `expected` (None: the default) or `ignored` (engine.md, "Delayed conversions")."""
+    guardrails: tuple[Guardrail, ...] = ()
+    """Extension: events no variant may harm (engine.md, "Health")."""
 
     @property
     def exploration_ms(self) -> int:

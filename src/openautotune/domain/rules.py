@@ -8,6 +8,7 @@ from openautotune.domain import metric_sources, windows
 from openautotune.domain.autotune import Definition
 from openautotune.domain.errors import DomainError, FieldProblem, InvalidInput
 from openautotune.domain.field_limits import definition_field_problems
+from openautotune.domain.guardrails import guardrail_problems
 
 OPTIMIZATION_PARAMETERS = ("occurrence", "value")
 ESTIMATORS = ("periodWeighted", "pooled")
@@ -60,6 +61,7 @@ def definition_problems(definition: Definition) -> list[FieldProblem]:
     problems.extend(_variant_problems(definition))
     problems.extend(definition_field_problems(definition))
     problems.extend(metric_sources.definition_problems(definition))
+    problems.extend(guardrail_problems(definition.guardrails))
     _check(problems, "explorationWindow", lambda: definition.exploration_ms)
     _check(problems, "attributionWindow", lambda: definition.attribution_ms)
     _check(problems, "winnerThreshold", lambda: definition.threshold)
@@ -132,6 +134,9 @@ def frozen_changes(old: Definition, new: Definition) -> list[FieldProblem]:
     ]
     if [v.name for v in old.variants] != [v.name for v in new.variants]:
         problems.append(FieldProblem("variants", f"variant count and names {message}"))
+    if [g.key for g in old.guardrails] != [g.key for g in new.guardrails]:
+        # Their data is summed update by update; the allowed harm and direction may still change.
+        problems.append(FieldProblem("guardrails", f"guardrail events and values {message}"))
     return problems
 
 

@@ -58,6 +58,8 @@ class Results:
     contextual: dict[str, Any] | None = None
     # The bandit against its holdout (the update record's `holdout` block; engine/holdout.py), or None.
     holdout: dict[str, Any] | None = None
+    # The latest update's health checks: sample ratio and guardrails (engine/health.py; docs/engine.md).
+    health: dict[str, Any] | None = None
 
 
 def _float(value: Any) -> float:
@@ -140,6 +142,7 @@ def read_results(db: Database, autotune: Autotune) -> Results:
         estimator=estimator if isinstance(estimator, str) else None,
         contextual=record.record.get("contextual") if record is not None else None,
         holdout=_holdout(autotune, record.record if record is not None else None),
+        health=record.record.get("health") if record is not None else None,
     )
 
 

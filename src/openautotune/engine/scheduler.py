@@ -18,6 +18,7 @@ from openautotune.clock import Clock
 from openautotune.store.database import Database
 
 if TYPE_CHECKING:
+    from openautotune.engine.health import HealthOptions
     from openautotune.engine.update import UpdateOutcome
 
 MIN_INTERVAL_SECONDS = 60
@@ -35,6 +36,7 @@ class Scheduler:
         *,
         on_update: Callable[[list[UpdateOutcome]], None] | None = None,
         first_delay_seconds: float = 0.0,
+        health: HealthOptions | None = None,
     ) -> None:
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
@@ -43,6 +45,7 @@ class Scheduler:
         self._interval = interval_seconds
         self._on_update = on_update
         self._first_delay = first_delay_seconds
+        self._health = health
         self._owner: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -53,7 +56,7 @@ class Scheduler:
         from openautotune.engine.update import default_owner, update_running
 
         self._owner = self._owner or default_owner()
-        outcomes = update_running(self._db, self._clock, owner=self._owner)
+        outcomes = update_running(self._db, self._clock, owner=self._owner, health=self._health)
         self.rounds += 1
         for outcome in outcomes:
             if outcome.updated:

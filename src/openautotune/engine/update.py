@@ -29,6 +29,7 @@ from openautotune.domain.allocation import cumulative_thresholds, exploration_we
 from openautotune.domain.autotune import Actor, Allocation, Autotune, Definition, Stage, Status
 from openautotune.engine import delayed, metric_source_step
 from openautotune.engine import holdout as holdout_step
+from openautotune.engine.health import HealthOptions, check_health
 from openautotune.engine.ingest_lag import DEFAULT_WAIT_SECONDS, wait_for_ingest
 from openautotune.stats import (
     DEFAULT_ESTIMATOR,
@@ -43,6 +44,7 @@ from openautotune.stats import (
     decide,
     summarize,
 )
+from openautotune.stats.guardrails import exclude
 from openautotune.stats.winner_rule import traffic_weights
 from openautotune.store import audit, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
@@ -80,6 +82,8 @@ class UpdateOutcome:
     pob: tuple[float, ...] = ()
     weights: tuple[float, ...] = ()
     seconds: float = 0.0  # wall time of this update (`update_running` measures it; /metrics shows it)
+    health: dict[str, Any] | None = None
+    """The record's `health` part (sample ratio, guardrails, exclusions; engine/health.py)."""
 
 
 def _pooled(definition_ids: Sequence[str], aggregates: Sequence[Aggregate]) -> tuple[list[VariantAggregate], int]:
@@ -166,6 +170,7 @@ def update_autotune(
     *,
     owner: str | None = None,
     lease_ms: int = DEFAULT_LEASE_MS,
+    health: HealthOptions | None = None,
 ) -> UpdateOutcome:
     """Update one autotune at `as_of_ms`; skips (with a reason) rather than raising."""
     owner = owner or default_owner()
@@ -178,7 +183,16 @@ def update_autotune(
         # A metric source is read before the write transaction too; one that fails skips this update.
         sourced = metric_source_step.prepare(db, autotune_id, as_of_ms)
         with db.write() as conn:
-            return _update_locked(conn, clock, autotune_id, as_of_ms, prepared, sourced, events=db.events)
+            return _update_locked(
+                conn,
+                clock,
+                autotune_id,
+                as_of_ms,
+                prepared,
+                sourced,
+                events=db.events,
+                options=health or HealthOptions(),
+            )
     except metric_source_step.SourceFailed as failure:
         log.warning("update of %s as of %d: %s", autotune_id, as_of_ms, failure.reason)
         metric_source_step.record_failure(db, autotune_id, failure, clock.now_ms())
@@ -195,6 +209,7 @@ def update_running(
     *,
     owner: str | None = None,
     ingest_wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    health: HealthOptions | None = None,
 ) -> list[UpdateOutcome]:
     """Update every running autotune at `as_of_ms` (default: the clock's now), once the batches
     logged before it are processed (or `ingest_wait_seconds` passed: engine/ingest_lag.py)."""
@@ -206,7 +221,7 @@ def update_running(
     for autotune_id in ids:
         started = time.perf_counter()
         try:
-            outcome = update_autotune(db, clock, autotune_id, at, owner=owner)
+            outcome = update_autotune(db, clock, autotune_id, at, owner=owner, health=health)
             outcomes.append(replace(outcome, seconds=time.perf_counter() - started))
         except Exception as error:  # one autotune's failure must not hold back the others
             log.exception("update of %s as of %d failed", autotune_id, at)
@@ -223,6 +238,7 @@ def _update_locked(
     sourced: metric_source_step.Sourced | None = None,
     *,
     events: EventStore | None = None,
+    options: HealthOptions | None = None,
 ) -> UpdateOutcome:
     autotune = autotune_store.get(conn, autotune_id, for_update=True)
     reason = _skip_reason(conn, autotune, as_of_ms)
@@ -298,6 +314,20 @@ def _update_locked(
     if learned is not None:
         winner_index = None
         weights = learned.weights if learned.weights is not None else weights
+    # Health (engine/health.py): the sample-ratio check, and guardrails that can exclude a variant.
+    health = check_health(
+        conn,
+        autotune,
+        key,
+        cumulative,
+        BEGINNING_MS if previous is None else previous,
+        as_of_ms,
+        options or HealthOptions(),
+        pooled=summary.estimator == "pooled",
+    )
+    winner_index = None if winner_index in health.may_not_win else winner_index
+    if health.excluded:
+        weights = exclude(weights, health.excluded, definition.long_term_share / len(variant_ids))
     now = clock.now_ms()
     after = autotune
     if winner_index is not None:
@@ -374,6 +404,7 @@ def _update_locked(
     )
     record["delay"] = _finite(delayed.record_json(delay, variant_ids, allocation_summary))
     record["holdout"] = _finite(holdout_step.step(conn, autotune, previous, as_of_ms, carried, pooled))
+    record["health"] = _finite(health.record)
     if learned is not None:
         record["contextual"] = _finite(learned.record)
     source_entry = metric_source_step.record_read(conn, sourced, now)
@@ -403,6 +434,7 @@ def _update_locked(
         new_units=new_units,
         pob=summary.pob,
         weights=tuple(weights),
+        health=record["health"],
     )
 
 

@@ -20,7 +20,7 @@ from openautotune.domain.errors import Conflict, FieldProblem, InvalidInput, Not
 from openautotune.domain.field_limits import reason_problems
 from openautotune.domain.ids import autotune_id_from_name, could_be_autotune_id
 from openautotune.service import tokens
-from openautotune.store import audit, contextual, ingest, spec_changes, updates
+from openautotune.store import audit, contextual, health, ingest, spec_changes, updates
 from openautotune.store import autotunes as autotune_store
 from openautotune.store.database import Database
 
@@ -212,6 +212,7 @@ def delete(db: Database, clock: Clock, actor: Actor, autotune_id: str) -> None:
         # A namesake created later starts at run 1 again: it must not inherit this one's data.
         ingest.forget_autotune(conn, autotune_id)
         updates.delete_autotune(conn, autotune_id)
+        health.delete_autotune(conn, autotune_id)
         contextual.delete_policies(conn, autotune_id)
         _record(conn, "delete", actor, now, before, None)
 

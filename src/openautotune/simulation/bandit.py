@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -202,6 +202,8 @@ class HourReport:
     weights: tuple[float, ...]
     """The weights published by that update (what the next hour is served)."""
     regret: float
+    health: dict[str, Any] | None = None
+    """The update's health checks (sample ratio, guardrails), when an update ran."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,7 @@ def simulate(
         stage = Stage.FINISHED.value
         pob: tuple[float, ...] = ()
         weights: tuple[float, ...] = ()
+        health: dict[str, Any] | None = None
         if autotune.status is Status.RUNNING:
             times = hour_start + offsets
             version = allocation.version if allocation is not None else autotune.allocation_version
@@ -321,7 +324,7 @@ def simulate(
             traffic.record(autotune, exposures, conversions, hour_end)
             outcome = update_autotune(db, clock, autotune_id, hour_end)
             stage = outcome.stage.value if outcome.stage is not None else (outcome.reason or "skipped")
-            pob, weights = outcome.pob, outcome.weights
+            pob, weights, health = outcome.pob, outcome.weights, outcome.health
             if outcome.winner_variant_id is not None:
                 winner = variant_index[outcome.winner_variant_id]
                 hours_to_winner = hour + 1
@@ -334,6 +337,7 @@ def simulate(
             pob=pob,
             weights=weights,
             regret=regret,
+            health=health,
         )
         reports.append(report)
         if on_hour is not None:

@@ -23,6 +23,7 @@ import numpy as np
 from openautotune.clock import Clock, FixedClock
 from openautotune.contextual.features import as_category, as_number, user_value
 from openautotune.domain.autotune import Actor, Allocation, Autotune
+from openautotune.domain.guardrails import Guardrail
 from openautotune.service import autotunes as autotune_service
 from openautotune.service import specs as spec_service
 from openautotune.service.ingest import Ingestor
@@ -156,6 +157,7 @@ def start_simulated_autotune(
     winner_rule: str | None = None,
     holdout_percent: float | None = None,
     delayed_conversions: str | None = None,
+    guardrails: tuple[Guardrail, ...] = (),
 ) -> str:
     """Create and start (through the service, as the Console API would) one autotune per simulation;
     `estimator`, `winner_rule`, `holdout_percent` and `delayed_conversions` None are the engine's defaults."""
@@ -171,6 +173,7 @@ def start_simulated_autotune(
         "winner_rule": winner_rule,
         "holdout_percent": holdout_percent,
         "delayed_conversions": delayed_conversions,
+        "guardrails": guardrails,
     }
     return _create_and_start(db, clock, fields, salt=f"simulation-{config.seed}")
 
@@ -199,13 +202,17 @@ def run_simulation(
     database_url: str | None = None,
     through_sdk: bool = True,
     on_hour: Callable[[HourReport], None] | None = None,
+    wrap_traffic: Callable[[Database, Traffic], Traffic] | None = None,
     **autotune_options: Any,
 ) -> SimulationResult:
-    """One simulated autotune on a fresh temporary SQLite file (or `database_url`), start to end."""
+    """One simulated autotune on a fresh temporary SQLite file (or `database_url`), start to end;
+    `wrap_traffic` may change how users are recorded (bench/health.py: a broken client, guardrail events)."""
     with _simulation_database(database_url) as db:
         clock = FixedClock(config.start_ms)
         autotune_id = start_simulated_autotune(db, clock, config, **autotune_options)
         traffic: Traffic = SdkTraffic(db, clock) if through_sdk else DirectTraffic(db)
+        if wrap_traffic is not None:
+            traffic = wrap_traffic(db, traffic)
         return simulate(db, clock, autotune_id, config, traffic, on_hour=on_hour)
 
 

@@ -18,6 +18,7 @@ from openautotune.domain.autotune import (
     UserIdOverride,
     Variant,
 )
+from openautotune.domain.guardrails import guardrails_from_json
 from openautotune.store.metadata import EpochMs, metadata
 
 autotunes_table = sa.Table(
@@ -74,6 +75,7 @@ def definition_from_json(data: dict[str, Any]) -> Definition:
     fields["variants"] = tuple(Variant(**variant) for variant in fields["variants"])
     if fields.get("feature_list") is not None:
         fields["feature_list"] = tuple(fields["feature_list"])
+    fields["guardrails"] = guardrails_from_json(fields.get("guardrails"))
     return Definition(**fields)
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from openautotune.domain.autotune import Autotune, Stage, Status, Variant
 from openautotune.engine.results import read_results
 from openautotune.store.database import Database
-from openautotune.web import results, series
+from openautotune.web import health_view, results, series
 from openautotune.web.templating import format_number, format_percent
 
 if TYPE_CHECKING:  # the figures need plotly and numpy: imported by the page that draws them, not at start
@@ -53,6 +53,7 @@ class AutotunePage:
     contextual: contextual_view.ContextualSection | None = None  # only for contextual autotunes
     verdict: str = ""  # the results' one-sentence verdict (engine/verdict.py)
     health_delay: holdout_view.HealthDelaySection | None = None  # holdout comparison, immature units
+    health: health_view.HealthView | None = None  # the latest update's health checks
 
 
 def stage_of(autotune: Autotune, latest: series.UpdatePoint | None) -> str:
@@ -171,6 +172,7 @@ def autotune_page(
     page_series = load_series(db, autotune, cache)
     current = read_results(db, autotune)
     latest = page_series.latest
+    names = [variant.name for variant in autotune.definition.variants]
     return AutotunePage(
         series=page_series,
         stage=stage_of(autotune, latest),
@@ -182,4 +184,5 @@ def autotune_page(
         contextual=contextual_view.section(db, autotune),
         verdict=current.verdict,
         health_delay=holdout_view.section(current),
+        health=health_view.health_view(current.health, names),
     )
