@@ -13,6 +13,10 @@ updates by the engine, the default estimator. Grids:
 - simpson: the base rate doubles on day one and falls back (true lift constant: 5% vs 5.5%), default
   rule: is the truth inside each variant's 95% interval, and how far off would the pooled rate be?
 
+`--scenarios` keeps only the named scenarios of a grid (comma-separated names as in the tables), and
+`--mixture 0.1,0.3,1.0` / `--floor 0.3` run the default rule with another mixture grid or traffic
+floor than `stats/winner_rule.py`'s (how the defaults were chosen; give such runs their own `--cache`).
+
 Each finished run is appended to `--cache` (JSON lines), so an interrupted bench resumes, and the
 tables are always made from everything measured so far. `--write-docs` replaces the part of the file
 between `<!-- decisions:begin -->` and `<!-- decisions:end -->` with the tables.
@@ -21,6 +25,7 @@ between `<!-- decisions:begin -->` and `<!-- decisions:end -->` with the tables.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -57,10 +62,15 @@ class Job:
     seed: int
     days: int
     spike: float = 1.0
+    mixture: tuple[float, ...] | None = None  # None: the rule's own MIXTURE_RELATIVE_EFFECTS
+    floor: float | None = None  # None: the rule's own TRAFFIC_FLOOR
 
     @property
     def key(self) -> str:
-        return json.dumps([self.scenario, self.rule, self.threshold, self.seed, self.days, self.spike])
+        parts: list[object] = [self.scenario, self.rule, self.threshold, self.seed, self.days, self.spike]
+        if self.mixture is not None or self.floor is not None:
+            parts += [self.mixture, self.floor]
+        return json.dumps(parts)
 
 
 def jobs_for(grids: Iterable[str], seeds: int, days: int) -> list[Job]:
@@ -85,6 +95,13 @@ def jobs_for(grids: Iterable[str], seeds: int, days: int) -> list[Job]:
 
 
 def run_job(job: Job) -> dict[str, Any]:
+    from openautotune.stats import winner_rule
+
+    # Each worker process runs jobs of one bench invocation, so setting the rule's constants is safe.
+    if job.mixture is not None:
+        winner_rule.MIXTURE_RELATIVE_EFFECTS = job.mixture  # type: ignore[misc]
+    if job.floor is not None:
+        winner_rule.TRAFFIC_FLOOR = job.floor  # type: ignore[misc]
     config = SimulationConfig(arms=job.arms, hours=24 * job.days, seed=job.seed, spike=job.spike)
     began = time.perf_counter()
     result = run_simulation(config, through_sdk=False, winner_threshold=f"{job.threshold}%", winner_rule=job.rule)
@@ -231,10 +248,20 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / ".decisions.jsonl")
     parser.add_argument("--write-docs", type=Path, default=None)
     parser.add_argument("--tables-only", action="store_true", help="Make the tables from the cache, run nothing")
+    parser.add_argument("--scenarios", default="", help="Only these scenarios (comma-separated names)")
+    parser.add_argument("--mixture", default="", help="Mixture grid of the default rule, e.g. 0.1,0.3,1.0")
+    parser.add_argument("--floor", type=float, default=None, help="Traffic floor of the default rule, e.g. 0.3")
     args = parser.parse_args()
     grids = [g for g in args.grid.split(",") if g]
     if not args.tables_only:
-        run(jobs_for(grids, args.seeds, args.days), args.cache, args.workers)
+        jobs = jobs_for(grids, args.seeds, args.days)
+        if args.scenarios:
+            wanted = {name.strip() for name in args.scenarios.split(",")}
+            jobs = [job for job in jobs if job.scenario in wanted]
+        mixture = tuple(float(x) for x in args.mixture.split(",")) if args.mixture else None
+        if mixture is not None or args.floor is not None:
+            jobs = [dataclasses.replace(job, mixture=mixture, floor=args.floor) for job in jobs]
+        run(jobs, args.cache, args.workers)
     records = load(args.cache)
     print(decision_table(records))
     print()

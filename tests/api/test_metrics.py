@@ -39,7 +39,14 @@ def test_metrics_parse_and_count_requests_by_route_template(client: TestClient, 
     requests = families["openautotune_http_requests"]
     template = "/v1/download_config_specs/{sdk_key}.json"
     counted = value(requests, "openautotune_http_requests_total", route=template, method="GET", status="200")
-    earlier = value(before.get("openautotune_http_requests", []), "openautotune_http_requests_total", route=template)
+    # The same labels as `counted`: other tests in this process may have answered this route otherwise.
+    earlier = value(
+        before.get("openautotune_http_requests", []),
+        "openautotune_http_requests_total",
+        route=template,
+        method="GET",
+        status="200",
+    )
     assert counted - earlier == 3
     assert value(requests, "openautotune_http_requests_total", route="unmatched", status="404") >= 1
     assert not any(key in s.labels.get("route", "") for s in requests), "raw paths (and keys) never become labels"

@@ -65,6 +65,8 @@ def create_app(
     app.state.keys = KeyAuthenticator(db, ttl_seconds=settings.key_cache_seconds)
     app.state.ingest = Ingestor(db, app.state.clock)
     app.state.batch_intake = BatchIntake(db, app.state.clock, settings.ingest_mode, settings.queue_url)
+    # The queue connection (if any) is closed with the app, not left for the garbage collector.
+    app.router.on_shutdown.append(app.state.batch_intake.close)
     app.state.specs = SpecCache(db, settings.specs_refresh_seconds)
     app.state.specs.on_check = metrics.spec_checked
     # `/metrics` and `/health` read the ingest lag here; the processor sets `.provider` (docs/operations.md).
