@@ -15,6 +15,7 @@ never an exception.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -138,6 +139,36 @@ def _validate(X: FloatArray, y: FloatArray, n_columns: int) -> None:
         raise ValueError(f"design has {X.shape[1]} columns, the prior {n_columns}")
 
 
+def newton_map(
+    X: FloatArray,
+    y: FloatArray,
+    w: FloatArray,
+    objective: Callable[[FloatArray], float],
+    prior_mean: FloatArray,
+    prior_precision: FloatArray,
+) -> tuple[FloatArray, int]:
+    """The maximum of a logistic log posterior with a Gaussian prior (``prior_precision`` a matrix) from
+    ``w``: Newton's method with step halving on ``objective``; the weights and the iterations taken."""
+    current = objective(w)
+    iterations = 0
+    for iterations in range(1, NEWTON_MAX_ITERATIONS + 1):  # noqa: B007
+        p = expit(X @ w)
+        gradient = X.T @ (y - p) - prior_precision @ (w - prior_mean)
+        hessian = (X * (p * (1.0 - p))[:, None]).T @ X + prior_precision
+        step = linalg.cho_solve(linalg.cho_factor(hessian, lower=True), gradient)
+        size = 1.0
+        while True:
+            candidate = w + size * step
+            value = objective(candidate)
+            if value >= current or size < 1e-10:
+                break
+            size /= 2.0
+        w, current = candidate, value
+        if float(np.max(np.abs(size * step))) < NEWTON_TOLERANCE:
+            break
+    return w, iterations
+
+
 def _log_posterior(X: FloatArray, y: FloatArray, w: FloatArray, prior: GaussianPrior) -> float:
     eta = X @ w
     likelihood = float(np.sum(y * eta - np.logaddexp(0.0, eta)))
@@ -161,23 +192,7 @@ def fit_occurrence(X: FloatArray, y: FloatArray, prior: GaussianPrior) -> ModelF
     w = prior.mean.copy()
     rate = successes / units
     w[0] = float(np.log(rate / (1.0 - rate))) if 0 < successes < units else w[0]  # columns 1.. are centred
-    current = _log_posterior(X, y, w, prior)
-    iterations = 0
-    for iterations in range(1, NEWTON_MAX_ITERATIONS + 1):  # noqa: B007
-        p = expit(X @ w)
-        gradient = X.T @ (y - p) - precision * (w - prior.mean)
-        hessian = (X * (p * (1.0 - p))[:, None]).T @ X + np.diag(precision)
-        step = linalg.cho_solve(linalg.cho_factor(hessian, lower=True), gradient)
-        size = 1.0
-        while True:
-            candidate = w + size * step
-            value = _log_posterior(X, y, candidate, prior)
-            if value >= current or size < 1e-10:
-                break
-            size /= 2.0
-        w, current = candidate, value
-        if float(np.max(np.abs(size * step))) < NEWTON_TOLERANCE:
-            break
+    w, iterations = newton_map(X, y, w, lambda v: _log_posterior(X, y, v, prior), prior.mean, np.diag(precision))
     p = expit(X @ w)
     hessian = (X * (p * (1.0 - p))[:, None]).T @ X + np.diag(precision)
     cov = linalg.cho_solve(linalg.cho_factor(hessian, lower=True), np.eye(w.size))

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from scipy import linalg
 from scipy.special import expit
 
-from openautotune.contextual.models import NEWTON_MAX_ITERATIONS, NEWTON_TOLERANCE, ModelFit, _readonly
+from openautotune.contextual.models import ModelFit, _readonly, newton_map
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -42,23 +42,7 @@ def laplace_step(prior: Gaussian, X: FloatArray, y: FloatArray) -> tuple[Gaussia
     w = prior.mean.copy()
     if y.size == 0:
         return prior, 0
-    current = _objective(X, y, w, prior)
-    iterations = 0
-    for iterations in range(1, NEWTON_MAX_ITERATIONS + 1):  # noqa: B007
-        p = expit(X @ w)
-        gradient = X.T @ (y - p) - prior.precision @ (w - prior.mean)
-        hessian = (X * (p * (1.0 - p))[:, None]).T @ X + prior.precision
-        step = linalg.cho_solve(linalg.cho_factor(hessian, lower=True), gradient)
-        size = 1.0
-        while True:
-            candidate = w + size * step
-            value = _objective(X, y, candidate, prior)
-            if value >= current or size < 1e-10:
-                break
-            size /= 2.0
-        w, current = candidate, value
-        if float(np.max(np.abs(size * step))) < NEWTON_TOLERANCE:
-            break
+    w, iterations = newton_map(X, y, w, lambda v: _objective(X, y, v, prior), prior.mean, prior.precision)
     p = expit(X @ w)
     precision = (X * (p * (1.0 - p))[:, None]).T @ X + prior.precision
     return Gaussian(w, (precision + precision.T) / 2.0), iterations
