@@ -84,17 +84,17 @@ def test_the_gate_nests_in_one_thread_and_excludes_another(tmp_path: Path) -> No
 
 def test_a_forked_child_opens_its_own_lock_file(tmp_path: Path) -> None:
     gate = WriteGate(str(tmp_path / "x-write.lock"))
-    with gate.held():
-        pass
     read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: the parent holds the gate, so the child must wait for it
-        os.close(read)
-        with gate.held():
-            os.write(write, b"in")
-        os._exit(0)
-    os.close(write)
+    # The parent holds the gate (its thread's open file) before forking: a child sharing that file
+    # would get in at once; one with its own file must wait for the parent.
     with gate.held():
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            with gate.held():
+                os.write(write, b"in")
+            os._exit(0)
+        os.close(write)
         os.set_blocking(read, False)
         threading.Event().wait(0.3)
         try:
