@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Query, Request
 from starlette.responses import Response
 
 from openautotune.api import console_fields as wire
-from openautotune.api.auth import console_actor, console_key, writable_console_key
-from openautotune.api.console_headers import check_version
+from openautotune.api.auth import console_actor
 from openautotune.api.console_models import (
     AutotuneAnswer,
     AutotuneCreate,
@@ -23,15 +21,15 @@ from openautotune.api.console_models import (
     OverridesAnswer,
     OverridesIn,
 )
-from openautotune.api.json_body import ConsoleJsonRoute
+from openautotune.api.console_router import Reader, Writer, console_router
+from openautotune.api.console_router import json_response as _json
+from openautotune.api.console_router import request_clock as _clock
+from openautotune.api.console_router import request_db as _db
 from openautotune.api.reviews import HELD, held_for_review
-from openautotune.clock import Clock
 from openautotune.domain.autotune import UserIdOverride
 from openautotune.domain.errors import InvalidInput
-from openautotune.domain.keys import KeyRecord
 from openautotune.service import autotunes, overrides
 from openautotune.service import review_operations as change
-from openautotune.store.database import Database
 
 BASE = "/console/v1/autotunes"
 # Beyond this a page is out of range (a 400): the offset (page - 1) * limit must fit the databases'
@@ -40,29 +38,7 @@ MAX_PAGE = 1_000_000
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 429)}
 
 
-router = APIRouter(
-    prefix=BASE,
-    tags=["Autotunes"],
-    dependencies=[Depends(check_version)],
-    responses=ERRORS,
-    route_class=ConsoleJsonRoute,
-)
-Reader = Annotated[KeyRecord, Depends(console_key)]
-Writer = Annotated[KeyRecord, Depends(writable_console_key)]
-
-
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
-def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-def _json(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+router = console_router(BASE, "Autotunes", ERRORS)
 
 
 def _answer(message: str, autotune: Any, status: int = 200) -> Response:

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from openautotune.api.auth import console_actor, console_key, writable_console_key
+from openautotune.api.auth import console_actor
 from openautotune.api.console import ERRORS, MAX_PAGE
-from openautotune.api.console_headers import check_version
-from openautotune.api.json_body import ConsoleJsonRoute
-from openautotune.clock import Clock
+from openautotune.api.console_router import Reader, Writer, console_router
+from openautotune.api.console_router import json_response as _json
+from openautotune.api.console_router import request_clock as _clock
+from openautotune.api.console_router import request_db as _db
 from openautotune.domain.field_limits import MAX_DESCRIPTION
-from openautotune.domain.keys import KeyRecord
 from openautotune.domain.metric_sources import MetricSource, SourceHealth
 from openautotune.service import metric_sources
-from openautotune.store.database import Database
 
 BASE = "/console/v1/metric_sources"
 
@@ -78,29 +76,7 @@ class DeletedAnswer(BaseModel):
     message: str
 
 
-router = APIRouter(
-    prefix=BASE,
-    tags=["Metric sources"],
-    dependencies=[Depends(check_version)],
-    responses=ERRORS,
-    route_class=ConsoleJsonRoute,
-)
-Reader = Annotated[KeyRecord, Depends(console_key)]
-Writer = Annotated[KeyRecord, Depends(writable_console_key)]
-
-
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
-def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-def _json(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+router = console_router(BASE, "Metric sources", ERRORS)
 
 
 def source_json(source: MetricSource, health: SourceHealth) -> dict[str, Any]:

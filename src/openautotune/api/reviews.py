@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Query, Request
 from starlette.responses import Response
 
-from openautotune.api.auth import console_actor, console_key, writable_console_key
-from openautotune.api.console_headers import check_version
+from openautotune.api.auth import console_actor
 from openautotune.api.console_models import ErrorBody
+from openautotune.api.console_router import Reader, Writer, console_router
+from openautotune.api.console_router import json_response as _json
+from openautotune.api.console_router import request_clock as _clock
+from openautotune.api.console_router import request_db as _db
 from openautotune.api.errors import ApiError
-from openautotune.api.json_body import ConsoleJsonRoute
 from openautotune.api.review_models import (
     ReviewAnswer,
     ReviewDecisionIn,
@@ -21,13 +22,11 @@ from openautotune.api.review_models import (
     ReviewSettingsAnswer,
     ReviewSubmittedAnswer,
 )
-from openautotune.clock import Clock
 from openautotune.domain.keys import KeyRecord
 from openautotune.service import reviews
 from openautotune.service.review_operations import Operation
 from openautotune.service.reviews import StoredReview
 from openautotune.settings import Settings
-from openautotune.store.database import Database
 
 BASE = "/console/v1/reviews"
 REVIEW_HEADER = "x-respect-review-settings"
@@ -37,34 +36,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code i
 # The answer a held mutation gets, documented on each autotune route that may be held.
 HELD: dict[int | str, dict[str, Any]] = {202: {"model": ReviewSubmittedAnswer, "description": SUBMITTED}}
 
-router = APIRouter(
-    prefix="/console/v1",
-    tags=["Reviews"],
-    dependencies=[Depends(check_version)],
-    responses=ERRORS,
-    route_class=ConsoleJsonRoute,
-)
-Reader = Annotated[KeyRecord, Depends(console_key)]
-Writer = Annotated[KeyRecord, Depends(writable_console_key)]
-
-
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
-def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
+router = console_router("/console/v1", "Reviews", ERRORS)
 
 
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def _json(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 def held_for_review(request: Request, key: KeyRecord, operation: Operation) -> Response | None:
