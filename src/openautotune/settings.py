@@ -45,6 +45,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     update_interval_seconds: int = 3600
+    # The scheduler's first round waits this long after start: it imports the engine (numpy, scipy) in
+    # its own thread, which would otherwise compete with the first requests for the interpreter.
+    scheduler_first_delay_seconds: float = 5.0
     specs_refresh_seconds: float = 1.0
     key_cache_seconds: float = 5.0
     log_level: str = "info"

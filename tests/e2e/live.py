@@ -91,6 +91,9 @@ class LiveServer:
         log_file = tempfile.NamedTemporaryFile(prefix="openautotune-server-", suffix=".log", delete=False)  # noqa: SIM115
         process_env = dict(os.environ)
         process_env.update({"OPENAUTOTUNE_SPECS_REFRESH_SECONDS": "0", "OPENAUTOTUNE_LOG_LEVEL": "warning"})
+        # No scheduled round unless a test asks (`env`): the first one, 5 s after start, would replace an
+        # allocation a test published by hand (`publish_allocation`) with the engine's own.
+        process_env["OPENAUTOTUNE_SCHEDULER_FIRST_DELAY_SECONDS"] = "3600"
         # Tests create and change autotunes faster than any person: the mutation budget is off unless a
         # test sets it (tests/api/test_rate_limits.py does); read and SDK budgets stay at their defaults.
         process_env["OPENAUTOTUNE_RATE_LIMIT_MUTATIONS"] = "off"

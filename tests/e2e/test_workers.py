@@ -26,7 +26,11 @@ from tests.e2e.live import LiveServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-FAST_LEADER = {"OPENAUTOTUNE_LEADER_RETRY_SECONDS": "0.2", "OPENAUTOTUNE_LOG_LEVEL": "info"}
+FAST_LEADER = {
+    "OPENAUTOTUNE_LEADER_RETRY_SECONDS": "0.2",
+    "OPENAUTOTUNE_LOG_LEVEL": "info",
+    "OPENAUTOTUNE_SCHEDULER_FIRST_DELAY_SECONDS": "5",
+}
 LEADS = re.compile(r"leader: process (\d+) leads")
 
 

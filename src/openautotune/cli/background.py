@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     from openautotune.service.ingest.log_processor import LogProcessor
 
 LOCK_NAME = "background"
-# The first round waits a moment: it imports the engine (numpy, scipy) in its own thread, which would
-# otherwise compete with the first requests for the interpreter.
-SCHEDULER_DELAY = 5.0
 
 
 def _observe(outcomes: list[UpdateOutcome]) -> None:
@@ -73,7 +70,7 @@ def background_runner(
     db: Database,
     settings: Settings,
     *,
-    scheduler_delay: float = SCHEDULER_DELAY,
+    scheduler_delay: float | None = None,
     application: FastAPI | None = None,
 ) -> LeaderRunner:
     """A runner (not started) with every loop `serve` runs once per installation."""
@@ -89,7 +86,7 @@ def background_runner(
             db,
             SystemClock(),
             settings.update_interval_seconds,
-            first_delay_seconds=scheduler_delay,
+            first_delay_seconds=settings.scheduler_first_delay_seconds if scheduler_delay is None else scheduler_delay,
             on_update=_observe,
             health=HealthOptions(srm_threshold=settings.srm_threshold),
         ),
