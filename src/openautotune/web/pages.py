@@ -255,18 +255,27 @@ def _problem_text(error: DomainError) -> str:
     return error.message
 
 
-@router.post("/autotunes/{autotune_id}/{action}")
-async def act(request: Request, autotune_id: str, action: str) -> Response:
-    form = await request.form()
-    found = auth.visitor(request)
+def refuse_action(request: Request, form: Any, found: Visitor | None, known: bool) -> Response | None:
+    """The answer to a dashboard form post that may not act (signed out, expired form, read-only key,
+    unknown action), or None when it may."""
     if found is None or not found.signed_in:
         return _render(request, "message.html", found, 401, title="Signed out", message="Sign in first.")
     if not auth.csrf_ok(found, form):
         return _render(request, "message.html", found, 403, title="Form expired", message=EXPIRED_FORM)
     if not found.can_act:
         return _render(request, "message.html", found, 403, title="Read-only key", message=READ_ONLY)
-    if action not in ACTIONS:
+    if not known:
         return _render(request, "message.html", found, 404, title="Not found", message="No such action.")
+    return None
+
+
+@router.post("/autotunes/{autotune_id}/{action}")
+async def act(request: Request, autotune_id: str, action: str) -> Response:
+    form = await request.form()
+    found = auth.visitor(request)
+    refusal = refuse_action(request, form, found, action in ACTIONS)
+    if refusal is not None or found is None:
+        return refusal or _to_login(request)
     db, clock, actor = auth.database(request), auth.clock(request), found.actor()
     try:
         if not could_be_autotune_id(autotune_id):

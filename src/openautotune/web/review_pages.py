@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from openautotune.domain.errors import DomainError, Forbidden, NotFound
 from openautotune.service import reviews
 from openautotune.web import auth
-from openautotune.web.pages import EXPIRED_FORM, READ_ONLY, _field, _render, _to_login
+from openautotune.web.pages import _field, _render, _to_login, refuse_action
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100
@@ -58,14 +58,9 @@ def reviews_list(request: Request) -> Response:
 async def decide(request: Request, review_id: str, decision: str) -> Response:
     form = await request.form()
     found = auth.visitor(request)
-    if found is None or not found.signed_in:
-        return _render(request, "message.html", found, 401, title="Signed out", message="Sign in first.")
-    if not auth.csrf_ok(found, form):
-        return _render(request, "message.html", found, 403, title="Form expired", message=EXPIRED_FORM)
-    if not found.can_act:
-        return _render(request, "message.html", found, 403, title="Read-only key", message=READ_ONLY)
-    if decision not in DONE:
-        return _render(request, "message.html", found, 404, title="Not found", message="No such action.")
+    refusal = refuse_action(request, form, found, decision in DONE)
+    if refusal is not None or found is None:
+        return refusal or _to_login(request)
     comment = _field(form, "comment")[: reviews.MAX_COMMENT].replace("\x00", "") or None
     decide_with = reviews.approve if decision == "approve" else reviews.reject
     try:
