@@ -4,6 +4,8 @@ processes on one database share each budget."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -123,11 +125,46 @@ def test_batched_limiters_in_two_processes_share_one_window(sqlite_url: str) -> 
     app = make_test_app(sqlite_url)
     counters = DatabaseCounters(app.db)
     budgets = parse_budgets("100/10s", "test")
-    one, two = (BatchedLimiter(counters, budgets, app.clock, sync_ms=0) for _ in range(2))
+    one, two = (BatchedLimiter(counters, budgets, app.clock, sync_ms=0, background=False) for _ in range(2))
     admitted = sum(limiter.check("sdk:k").allowed for _ in range(80) for limiter in (one, two))
     assert 100 <= admitted <= 101  # the other process may hold one admitted request not yet flushed
     app.clock.advance(10_000)
     assert one.check("sdk:k").allowed and two.check("sdk:k").allowed
+    app.db.dispose()
+
+
+class _SlowCounters:
+    """A shared counter store that takes its time (a busy database, a far Redis)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.release = threading.Event()
+
+    def admit(self, scope: str, budgets: tuple[Budget, ...], now_ms: int) -> int | None:
+        raise AssertionError("batched limiters never admit")
+
+    def add(self, scope: str, window_ms: int, window_start_ms: int, delta: int) -> int:
+        self.release.wait(10)
+        self.total += delta
+        return self.total
+
+
+def test_a_batched_limiter_flushes_off_the_request_path(sqlite_url: str) -> None:
+    """A due flush runs on the limiter's own thread: checks never wait for the counter store, the
+    budget is still kept exactly within the process, and the counts reach the store."""
+    app = make_test_app(sqlite_url)
+    counters = _SlowCounters()
+    limiter = BatchedLimiter(counters, parse_budgets("10/10s", "test"), app.clock, sync_ms=0)
+    started = time.monotonic()
+    verdicts = [limiter.check("sdk:k").allowed for _ in range(15)]
+    assert time.monotonic() - started < 1.0  # the store is still blocked
+    assert verdicts == [True] * 10 + [False] * 5
+    counters.release.set()
+    deadline = time.monotonic() + 10
+    while counters.total < 10 and time.monotonic() < deadline:
+        limiter.check("sdk:k")  # a later check starts the next flush once the first is done
+        time.sleep(0.01)
+    assert counters.total == 10  # refused requests are not counted
     app.db.dispose()
 
 
