@@ -53,8 +53,10 @@ BATCH = 500
 AUTOTUNE = "bench_color"
 
 
-def make_batch(seed: str, number: int, variant_ids: list[str], now_ms: int) -> list[dict[str, Any]]:
-    """500 events as the legacy SDK logs them: exposures and custom events of 250 users."""
+def make_batch(
+    seed: str, number: int, variant_ids: list[str], now_ms: int, config: str = AUTOTUNE
+) -> list[dict[str, Any]]:
+    """500 events as the legacy SDK logs them: exposures (of `config`) and custom events of 250 users."""
     events: list[dict[str, Any]] = []
     for j in range(BATCH // 2):
         user = {
@@ -70,7 +72,7 @@ def make_batch(seed: str, number: int, variant_ids: list[str], now_ms: int) -> l
                 "user": user,
                 "time": now_ms - j,
                 "metadata": {
-                    "config": AUTOTUNE,
+                    "config": config,
                     "ruleID": variant_ids[j % len(variant_ids)],
                     "rulePassed": "true",
                     "configVersion": "1",

@@ -36,7 +36,7 @@ import httpx
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import BATCH, ROOT, _free_port, body, direct, make_batch, postgres_schema, setup
+from ingest import AUTOTUNE, BATCH, ROOT, _free_port, body, direct, make_batch, postgres_schema, setup
 
 from openautotune.clock import SystemClock
 from openautotune.service.ingest.log_processor import LogProcessor, append_batches
@@ -48,10 +48,10 @@ LUA = Path(__file__).resolve().parent / "ingest_log.lua"
 BODIES = 200
 
 
-def write_bodies(path: Path, variant_ids: list[str], now_ms: int) -> None:
+def write_bodies(path: Path, variant_ids: list[str], now_ms: int, config: str = AUTOTUNE, seed: str = "wrk") -> None:
     with path.open("wb") as out:
         for number in range(BODIES):
-            content = body(make_batch("wrk", number, variant_ids, now_ms))
+            content = body(make_batch(seed, number, variant_ids, now_ms, config))
             out.write(f"{len(content):08d}".encode() + content)
 
 
@@ -90,10 +90,12 @@ def server(database_url: str, *extra: str, env: dict[str, str] | None = None) ->
         yield url
 
 
-def run_wrk(url: str, key: str, bodies: Path, seconds: int, connections: int, delay_ms: int = 0) -> dict[str, Any]:
+def run_wrk(
+    url: str, key: str, bodies: Path, seconds: int, connections: int, delay_ms: int = 0, threads: int = 2
+) -> dict[str, Any]:
     env = {**os.environ, "LOG_KEY": key, "LOG_BODIES": str(bodies), "LOG_EVENTS": str(BATCH)}
     env["LOG_DELAY_MS"] = str(delay_ms)
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s", "-s", str(LUA), url]
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s", "-s", str(LUA), url]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     line = next((x for x in done.stdout.splitlines() if x.startswith("LOG-WRK ")), None)
     if done.returncode != 0 or line is None:
