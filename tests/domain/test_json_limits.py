@@ -146,3 +146,33 @@ def test_what_python_json_writes_is_read_back_exactly_or_refused(value):
     except JsonProblem:
         return
     assert parsed == value
+
+
+_EDGY_TEXT = st.text(alphabet=st.sampled_from(["a", "é", "\x00", "\ud800", "k"]), max_size=6)
+_EDGY_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**65), max_value=2**65)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | _EDGY_TEXT
+)
+_EDGY_VALUES = st.recursive(
+    _EDGY_SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_EDGY_TEXT, inner, max_size=4),
+    max_leaves=25,
+)
+_SMALL_LIMITS = JsonLimits(max_depth=3, max_string=4, max_items=3, max_key=3, allow_nul=False, max_abs_int=2**53)
+
+
+@given(_EDGY_VALUES, st.sampled_from([JsonLimits(), _SMALL_LIMITS]))
+def test_the_quick_check_and_the_naming_check_agree(value, limits):
+    """`check_json` answers from a quick yes/no walk and names the place only on a no: both walks must
+    refuse exactly the same values (NUL, lone surrogates, big integers, NaN, depth, sizes)."""
+    from openautotune.domain.json_limits import _check, _fits
+
+    try:
+        _check(value, limits, "", 0)
+        passes = True
+    except JsonProblem:
+        passes = False
+    assert _fits(value, limits, 0) == passes

@@ -101,10 +101,12 @@ def clean_text(value: str, what: str, limit: int) -> str:
         raise Invalid(f"{what} contains a NUL character")
     if len(value) > limit:
         raise Invalid(f"{what} is longer than {limit} characters")
-    try:
-        return check_text(value, what, limit)
-    except JsonProblem:
-        raise Invalid(f"{what} is not valid Unicode (a lone surrogate)") from None
+    if not value.isascii():  # only then can it hold a lone surrogate
+        try:
+            check_text(value, what, limit)
+        except JsonProblem:
+            raise Invalid(f"{what} is not valid Unicode (a lone surrogate)") from None
+    return value
 
 
 def check_object(value: dict[str, Any], what: str) -> dict[str, Any]:
@@ -144,7 +146,7 @@ def user_ids(user: Mapping[str, Any]) -> UserIds:
     raw_custom = user.get("customIDs")
     custom: list[tuple[str, str]] = []
     if raw_custom is not None:
-        if not isinstance(raw_custom, Mapping):
+        if type(raw_custom) is not dict and not isinstance(raw_custom, Mapping):  # the ABC check is slow
             raise Invalid("user.customIDs must be an object")
         if len(raw_custom) > MAX_CUSTOM_IDS:
             raise Invalid(f"user.customIDs has more than {MAX_CUSTOM_IDS} ids")
