@@ -179,7 +179,7 @@ def _fits(value: Any, limits: JsonLimits, depth: int) -> bool:
     if kind is bool or value is None:
         return True
     if kind is int:
-        return INT64_MIN <= value <= INT64_MAX and abs(value) <= limits.max_abs_int
+        return bool(INT64_MIN <= value <= INT64_MAX and abs(value) <= limits.max_abs_int)
     if kind is float:
         return math.isfinite(value)
     return False
