@@ -1,9 +1,10 @@
 """The holdout in one update (engine.md, "Holdout"; serving/holdout.py decides who is held out).
 
-The holdout's units are kept out of the bandit's aggregates (`matured_aggregates(holdout=True)`
-reads them apart), summed per variant over the run (the sums are carried from one update record to
-the next, so an update reads only the units that matured since the previous one), and compared with
-the bandit's mature units by `stats.holdout.compare`. Without a holdout the block is None.
+The holdout's units are kept out of the bandit's aggregates (`matured_aggregates(holdout=True)`, or
+the event store's `holdout_aggregates` when units live in ClickHouse, reads them apart), summed per
+variant over the run (the sums are carried from one update record to the next, so an update reads only
+the units that matured since the previous one), and compared with the bandit's mature units by
+`stats.holdout.compare`. Without a holdout the block is None.
 """
 
 from __future__ import annotations
