@@ -186,3 +186,44 @@ def generated(seed: int = 7, units: int = 1500) -> list[Batch]:
         Batch(units=unit_rows, events=event_rows[half - 100 :]),
         Batch(units=unit_rows[:200], events=event_rows[:300]),  # re-delivered
     ]
+
+
+# --- the health reads: holdout, delayed conversions (tests/store/test_event_store_health.py) ---------
+
+HEALTH = "health"
+
+
+def holdout_batches() -> list[Batch]:
+    """Three holdout units added to the scenario, worked out by hand: h1 (va, T0+1min, buy "2" at +10min),
+    h2 (vb, T0+50min, no event), h3 (va, stored at +30min, then a late, earlier exposure at +3min; buy "4"
+    at +20min, in its window only from +3min)."""
+    first = Batch(
+        units=[
+            unit("h1", "va", T0 + 1 * MIN, holdout=True),
+            unit("h2", "vb", T0 + 50 * MIN, holdout=True),
+            unit("h3", "va", T0 + 30 * MIN, holdout=True),
+        ],
+        events=[event("h1", T0 + 10 * MIN, "2", key="eh1"), event("h3", T0 + 20 * MIN, "4", key="eh3")],
+    )
+    return [first, Batch(units=[unit("h3", "va", T0 + 3 * MIN, holdout=True)], events=[])]
+
+
+def health_generated(seed: int = 11) -> list[Batch]:
+    """`generated()`'s rows for autotune `health`, a fifth of its units held out, and late, earlier
+    exposures (one or two, some moving a unit into an earlier window) delivered after the units."""
+    rng = random.Random(seed)
+    batches = [
+        Batch(
+            units=[{**row, "autotune_id": HEALTH, "holdout": int(row["unit_id"][1:]) % 5 == 0} for row in b.units],
+            events=b.events,
+        )
+        for b in generated()
+    ]
+    late: list[dict[str, Any]] = []
+    for row in batches[1].units:
+        if int(row["unit_id"][1:]) % 9 != 0:
+            continue
+        for _ in range(rng.choice([1, 1, 2])):
+            earlier = row["first_exposure_ms"] - rng.choice([MIN, 20 * MIN, 70 * MIN])
+            late.append({**row, "first_exposure_ms": earlier, "variant_id": rng.choice(["va", "vb"])})
+    return [*batches, Batch(units=late[: len(late) // 2], events=[]), Batch(units=late[len(late) // 2 :], events=[])]

@@ -17,6 +17,7 @@ autotune: the allocation is the mature-only one. The record says which.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from openautotune.stats import Summary, VariantAggregate, summarize
 from openautotune.stats.delay import DEFAULT_BINS, DelayCdf, Effective, effective, fit_cdf
 from openautotune.store.attribution import BEGINNING_MS, Aggregate
 from openautotune.store.delay import delay_histogram, immature_cells
+from openautotune.store.event_store import EventStore
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,15 @@ def step(
     previous_record: Mapping[str, Any] | None,
     *,
     from_metric_source: bool = False,
+    events: EventStore | None = None,
 ) -> DelayStep:
+    """The run's delay CDF and the bandit's immature units at `as_of_ms`, read from `events` when units
+    and events live in another store (ClickHouse), else through `conn`."""
     definition = autotune.definition
     bins = DEFAULT_BINS
-    new = delay_histogram(
-        conn,
+    histogram_of = functools.partial(delay_histogram, conn) if events is None else events.delay_histogram
+    cells_of = functools.partial(immature_cells, conn) if events is None else events.immature_cells
+    new = histogram_of(
         autotune_id=autotune.id,
         run=autotune.run,
         definition=definition,
@@ -71,8 +77,8 @@ def step(
     histogram = tuple(a + b for a, b in zip(_previous_histogram(previous_record, bins), new, strict=True))
     cdf = fit_cdf(histogram)
     grouped: dict[tuple[str, int], list[tuple[int, int, int, float, float]]] = {}
-    for cell in immature_cells(
-        conn, autotune_id=autotune.id, run=autotune.run, definition=definition, as_of_ms=as_of_ms, bins=bins
+    for cell in cells_of(
+        autotune_id=autotune.id, run=autotune.run, definition=definition, as_of_ms=as_of_ms, bins=bins
     ):
         grouped.setdefault((cell.variant_id, cell.period), []).append(
             (cell.bin, cell.units, cell.successes, cell.total, cell.total_sq)

@@ -8,6 +8,7 @@ the record's `health` part together with the variants the guardrails exclude fro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,6 +23,7 @@ from openautotune.stats.srm import shares_from_thresholds, srm_test
 from openautotune.store import health as health_store
 from openautotune.store import updates
 from openautotune.store.attribution import Aggregate, matured_aggregates
+from openautotune.store.event_store import EventStore
 
 DEFAULT_SRM_THRESHOLD = 0.001
 SRM_CAUSES = (
@@ -166,17 +168,20 @@ def guardrail_records(
     *,
     pooled: bool,
     earlier: dict[tuple[Any, ...], set[str]] | None = None,
+    events: EventStore | None = None,
 ) -> list[tuple[dict[str, Any], tuple[int, ...]]]:
     """Each guardrail's record and the variants it excludes (adding this update's units first): those
-    it finds harmful now, and those it excluded at an earlier update of the run (`earlier`)."""
+    it finds harmful now, and those it excluded at an earlier update of the run (`earlier`). The new
+    units are read from `events` when units and events live in another store (ClickHouse); the sums
+    carried from update to update stay in the main database."""
     definition = autotune.definition
+    read = functools.partial(matured_aggregates, conn) if events is None else events.matured_aggregates
     variants = definition.variants
     variant_ids = [variant.id for variant in variants]
     results: list[tuple[dict[str, Any], tuple[int, ...]]] = []
     for guardrail in definition.guardrails:
         event, value = guardrail.key
-        new = matured_aggregates(
-            conn,
+        new = read(
             autotune_id=autotune.id,
             run=autotune.run,
             definition=_as_outcome(definition, guardrail),
@@ -252,8 +257,10 @@ def check_health(
     options: HealthOptions,
     *,
     pooled: bool,
+    events: EventStore | None = None,
 ) -> HealthReport:
-    """The update record's `health` part and the variants to exclude from traffic."""
+    """The update record's `health` part and the variants to exclude from traffic (`events`: where units
+    and events live when not in the main database)."""
     definition = autotune.definition
     previous = _previous_health(conn, key)
     if definition.is_contextual:
@@ -267,7 +274,14 @@ def check_health(
     else:
         srm = srm_record(conn, autotune, cumulative, options.srm_threshold, _previous_srm_p(previous))
     checked = guardrail_records(
-        conn, autotune, key, matured_after_ms, as_of_ms, pooled=pooled, earlier=_previously_excluded(previous)
+        conn,
+        autotune,
+        key,
+        matured_after_ms,
+        as_of_ms,
+        pooled=pooled,
+        earlier=_previously_excluded(previous),
+        events=events,
     )
     names = [variant.name for variant in definition.variants]
     harmful: dict[int, list[str]] = {}

@@ -1,13 +1,15 @@
 """The holdout in one update (engine.md, "Holdout"; serving/holdout.py decides who is held out).
 
-The holdout's units are kept out of the bandit's aggregates (`matured_aggregates(holdout=True)`
-reads them apart), summed per variant over the run (the sums are carried from one update record to
-the next, so an update reads only the units that matured since the previous one), and compared with
-the bandit's mature units by `stats.holdout.compare`. Without a holdout the block is None.
+The holdout's units are kept out of the bandit's aggregates (`matured_aggregates(holdout=True)`, or
+the event store's `holdout_aggregates` when units live in ClickHouse, reads them apart), summed per
+variant over the run (the sums are carried from one update record to the next, so an update reads only
+the units that matured since the previous one), and compared with the bandit's mature units by
+`stats.holdout.compare`. Without a holdout the block is None.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +19,7 @@ from openautotune.domain.autotune import Autotune
 from openautotune.stats import VariantAggregate
 from openautotune.stats.holdout import Arm, Comparison, Interval, compare
 from openautotune.store.attribution import BEGINNING_MS, matured_aggregates
+from openautotune.store.event_store import EventStore
 
 NOT_ENOUGH = "not enough data: each arm needs at least 2 mature units"
 
@@ -47,21 +50,23 @@ def step(
     as_of_ms: int,
     previous_record: Mapping[str, Any] | None,
     bandit: Sequence[VariantAggregate],
+    *,
+    events: EventStore | None = None,
 ) -> dict[str, Any] | None:
-    """The update record's `holdout` block; `bandit` is the bandit's mature sums per variant."""
+    """The update record's `holdout` block; `bandit` is the bandit's mature sums per variant. The
+    holdout's units are read from `events` when units and events live in another store (ClickHouse)."""
     definition = autotune.definition
     if definition.holdout_share <= 0 or definition.is_contextual:
         return None
     variant_ids = [variant.id for variant in definition.variants]
     sums = _previous(previous_record, variant_ids)
-    for item in matured_aggregates(
-        conn,
+    read = functools.partial(matured_aggregates, conn, holdout=True) if events is None else events.holdout_aggregates
+    for item in read(
         autotune_id=autotune.id,
         run=autotune.run,
         definition=definition,
         matured_after_ms=BEGINNING_MS if previous_as_of is None else previous_as_of,
         as_of_ms=as_of_ms,
-        holdout=True,
     ):
         slot = sums.get(item.variant_id)
         if slot is not None:

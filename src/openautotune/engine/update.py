@@ -278,7 +278,13 @@ def _update_locked(
         delay_store.carried(conn, autotune.id, autotune.created_ms, autotune.run) if previous is not None else None
     )
     delay = delayed.step(
-        conn, autotune, previous, as_of_ms, carried, from_metric_source=definition.metric_source_id is not None
+        conn,
+        autotune,
+        previous,
+        as_of_ms,
+        carried,
+        from_metric_source=definition.metric_source_id is not None,
+        events=events,
     )
     allocation_summary = delayed.allocation_summary(
         delay,
@@ -324,6 +330,7 @@ def _update_locked(
         as_of_ms,
         options or HealthOptions(),
         pooled=summary.estimator == "pooled",
+        events=events,
     )
     winner_index = None if winner_index in health.may_not_win else winner_index
     if health.excluded:
@@ -403,7 +410,7 @@ def _update_locked(
         },
     )
     record["delay"] = _finite(delayed.record_json(delay, variant_ids, allocation_summary))
-    record["holdout"] = _finite(holdout_step.step(conn, autotune, previous, as_of_ms, carried, pooled))
+    record["holdout"] = _finite(holdout_step.step(conn, autotune, previous, as_of_ms, carried, pooled, events=events))
     record["health"] = _finite(health.record)
     if learned is not None:
         record["contextual"] = _finite(learned.record)

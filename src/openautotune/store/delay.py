@@ -5,7 +5,8 @@
   window. Every unit counts, held out or not: the delay does not depend on who served the variant.
 - `immature_cells`: the bandit's units still inside their window at `as_of` (exposed in
   `(as_of - W, as_of]`), counted per (variant, period, age bin), with the success events they have
-  sent so far (the unit's first one, as for mature units).
+  sent so far (the unit's first one by time, then `dedup_key`, as for mature units: the content hash,
+  not arrival order, breaks a tie, so ClickHouse (`clickhouse/health.py`) picks the same event).
 
 Both use the attribution query's placeholders (`{raw}`, `{number}`, `{value_filter}`) through
 `attribution.query_text`, so a success means exactly what it means for mature units, and both read
@@ -39,7 +40,7 @@ WITH m AS (
 ),
 hits AS (
     SELECT e.time_ms - m.first_exposure_ms AS delay,
-           ROW_NUMBER() OVER (PARTITION BY m.unit_id ORDER BY e.time_ms, e.id) AS position
+           ROW_NUMBER() OVER (PARTITION BY m.unit_id ORDER BY e.time_ms, e.dedup_key) AS position
     FROM m
     """
     + _SUCCESS_JOIN
@@ -70,7 +71,7 @@ cells AS (
 ),
 hits AS (
     SELECT m.variant_id, m.period, m.bin, {raw} AS raw,
-           ROW_NUMBER() OVER (PARTITION BY m.unit_id ORDER BY e.time_ms, e.id) AS position
+           ROW_NUMBER() OVER (PARTITION BY m.unit_id ORDER BY e.time_ms, e.dedup_key) AS position
     FROM m
     """
     + _SUCCESS_JOIN

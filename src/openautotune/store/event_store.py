@@ -13,6 +13,7 @@ from openautotune.domain.autotune import Definition
 from openautotune.domain.errors import Unavailable
 from openautotune.store.attribution import BEGINNING_MS, Aggregate
 from openautotune.store.contextual import UnitRow
+from openautotune.store.delay import ImmatureCell
 
 Row = Mapping[str, Any]
 
@@ -36,5 +37,19 @@ class EventStore(Protocol):
     def matured_units(
         self, *, autotune_id: str, run: int, definition: Definition, as_of_ms: int, matured_after_ms: int = BEGINNING_MS
     ) -> list[UnitRow]: ...
+
+    # The reads of an update's holdout and delayed-conversion parts (engine/holdout.py, engine/delayed.py);
+    # guardrails read `matured_aggregates` with the guardrail event as the outcome.
+    def holdout_aggregates(
+        self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
+    ) -> list[Aggregate]: ...
+
+    def delay_histogram(
+        self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int, bins: int
+    ) -> list[int]: ...
+
+    def immature_cells(
+        self, *, autotune_id: str, run: int, definition: Definition, as_of_ms: int, bins: int
+    ) -> list[ImmatureCell]: ...
 
     def close(self) -> None: ...

@@ -1,10 +1,11 @@
 """The event store: where units (first exposures) and events live, behind one small interface.
 
 `EventStore` is what the engine, ingestion and `events copy` need: write rows in bulk, read the
-attribution aggregates and the contextual per-unit rows. Two implementations:
+attribution aggregates, the contextual per-unit rows, and the holdout and delayed-conversion reads of
+an update. Two implementations:
 
 - `SqlEvents`: the main database (SQLite or PostgreSQL), the default when no events URL is set; it
-  calls the SQL of `attribution.py`, `contextual.py` and `ingest.py`;
+  calls the SQL of `attribution.py`, `contextual.py`, `delay.py` and `ingest.py`;
 - `clickhouse.store.ClickHouseEvents`: chdb in process, a ClickHouse server, or a cluster.
 
 Both return the same aggregates on the same rows (tests/store/test_event_stores.py holds the reference).
@@ -18,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from openautotune.domain.autotune import Definition
-from openautotune.store import contextual, ingest
+from openautotune.store import contextual, delay, ingest
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
 from openautotune.store.clickhouse.schema import EVENT_COLUMNS, UNIT_COLUMNS
 from openautotune.store.clickhouse.url import is_clickhouse
@@ -89,6 +90,42 @@ class SqlEvents:
         with self.db.read() as conn:
             return contextual.matured_units(
                 conn, autotune_id=autotune_id, run=run, definition=definition, as_of_ms=as_of_ms
+            )
+
+    def holdout_aggregates(
+        self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
+    ) -> list[Aggregate]:
+        with self.db.read() as conn:
+            return matured_aggregates(
+                conn,
+                autotune_id=autotune_id,
+                run=run,
+                definition=definition,
+                matured_after_ms=matured_after_ms,
+                as_of_ms=as_of_ms,
+                holdout=True,
+            )
+
+    def delay_histogram(
+        self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int, bins: int
+    ) -> list[int]:
+        with self.db.read() as conn:
+            return delay.delay_histogram(
+                conn,
+                autotune_id=autotune_id,
+                run=run,
+                definition=definition,
+                matured_after_ms=matured_after_ms,
+                as_of_ms=as_of_ms,
+                bins=bins,
+            )
+
+    def immature_cells(
+        self, *, autotune_id: str, run: int, definition: Definition, as_of_ms: int, bins: int
+    ) -> list[delay.ImmatureCell]:
+        with self.db.read() as conn:
+            return delay.immature_cells(
+                conn, autotune_id=autotune_id, run=run, definition=definition, as_of_ms=as_of_ms, bins=bins
             )
 
     def counts(self) -> tuple[int, int]:

@@ -19,11 +19,12 @@ import orjson
 
 from openautotune.domain.autotune import Definition
 from openautotune.store.attribution import BEGINNING_MS, Aggregate
-from openautotune.store.clickhouse import schema, writer
+from openautotune.store.clickhouse import health, schema, writer
 from openautotune.store.clickhouse.attribution import NO_PROPENSITY, NO_VERSION, Window, aggregates_sql, units_sql
 from openautotune.store.clickhouse.client import ChdbClient, Client, NativeClient, literal
 from openautotune.store.clickhouse.url import ClickHouseUrl, parse
 from openautotune.store.contextual import UnitRow
+from openautotune.store.delay import ImmatureCell
 
 
 class _DistributedSync(NativeClient):
@@ -180,6 +181,54 @@ class ClickHouseEvents:
                 )
             )
         return out
+
+    # --- health reads: holdout and delayed conversions (text in clickhouse/health.py, summed per shard) ---
+
+    def holdout_aggregates(
+        self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
+    ) -> list[Aggregate]:
+        """Per-(variant, period) sums over the holdout's units matured in `(matured_after_ms, as_of_ms]`."""
+        rows = self._on_shards(
+            lambda u, e: health.holdout_aggregates_sql(
+                definition,
+                autotune_id=autotune_id,
+                run=run,
+                matured_after_ms=matured_after_ms,
+                as_of_ms=as_of_ms,
+                units=u,
+                events=e,
+            )
+        )
+        return health.aggregates_from(rows)
+
+    def delay_histogram(
+        self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int, bins: int
+    ) -> list[int]:
+        """Conversion delays of the units matured in `(matured_after_ms, as_of_ms]`, counted in `bins` bins."""
+        rows = self._on_shards(
+            lambda u, e: health.delay_histogram_sql(
+                definition,
+                autotune_id=autotune_id,
+                run=run,
+                matured_after_ms=matured_after_ms,
+                as_of_ms=as_of_ms,
+                bins=bins,
+                units=u,
+                events=e,
+            )
+        )
+        return health.histogram_from(rows, bins)
+
+    def immature_cells(
+        self, *, autotune_id: str, run: int, definition: Definition, as_of_ms: int, bins: int
+    ) -> list[ImmatureCell]:
+        """The bandit's units still in their window at `as_of_ms`, per (variant, period, age bin)."""
+        rows = self._on_shards(
+            lambda u, e: health.immature_cells_sql(
+                definition, autotune_id=autotune_id, run=run, as_of_ms=as_of_ms, bins=bins, units=u, events=e
+            )
+        )
+        return health.cells_from(rows, bins)
 
     # --- copy and maintenance ----------------------------------------------------------------------
 
