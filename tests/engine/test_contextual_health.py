@@ -20,9 +20,10 @@ from openautotune.serving.initialize import djb2
 from openautotune.store import updates
 from openautotune.store.ingest_tables import events_table, exposures_table, units_table
 from openautotune.testing import TestApp
+from openautotune.web.health_view import health_view
 from tests.api.test_sdk_initialize import initialize
 
-from .test_health import ERRORS, create
+from .test_health import ERRORS, create, health
 
 HOUR = 3_600_000
 VARIANTS = [{"name": name, "json": {"v": name}} for name in ("a", "b", "c")]
@@ -127,10 +128,10 @@ def test_a_harmful_variant_is_withheld_from_the_trained_policy(client: TestClien
     assert outcome.updated and outcome.stage is not None and outcome.stage.value == "exploiting"
 
     record = _record(test_app, autotune_id)
-    health = record["health"]
-    assert health["excluded"] == [b] and health["flagged"] == []
-    assert health["reasons"][0].startswith("'b' excluded from traffic: guardrail 'error' is worse than")
-    assert "withheld from the personalized policy" in health["reasons"][-1]
+    checked = record["health"]
+    assert checked["excluded"] == [b] and checked["flagged"] == []
+    assert checked["reasons"][0].startswith("'b' excluded from traffic: guardrail 'error' is worse than")
+    assert "withheld from the personalized policy" in checked["reasons"][-1]
     # Found at this update, after the policy was fitted: withheld from it before it is published.
     assert record["contextual"]["withheld"] == [b] and record["contextual"]["withheldAfterFit"] == [b]
     assert outcome.weights[1] == 0.0 and sum(outcome.weights) == pytest.approx(1.0)  # v1: never b
@@ -230,12 +231,17 @@ def test_sample_ratio_on_the_explore_traffic(client: TestClient, test_app: TestA
     for autotune_id in (healthy, broken):
         assert update_autotune(test_app.db, test_app.clock, autotune_id, start + 2 * HOUR).updated
     good = _record(test_app, healthy)["health"]["srm"]
-    assert good["traffic"] == "explore" and "explore path only" in good["note"]
+    assert good["traffic"] == "explore" and "explore path only" in good["scope"]
     assert good["observed"] == [500, 510, 495] and good["untestedUnits"] == 300
     # The SDK's untrained split: 3334, 3333 and 3333 of its 10,000 buckets.
     assert good["expected"] == pytest.approx([1505 * 0.3334, 1505 * 0.3333, 1505 * 0.3333])
     assert good["df"] == 2 and good["pValue"] > 0.5 and good["warning"] is None
     assert good["periods"] == [{"period": version, "shares": [0.3334, 0.3333, 0.3333], "observed": [500, 510, 495]}]
+    shown = health(client, test_app, healthy)["health"]["srm"]  # the results API shows the same check
+    assert (shown["traffic"], shown["untestedUnits"], shown["observed"]) == ("explore", 300, [500, 510, 495])
+    view = health_view(_record(test_app, healthy)["health"], ["a", "b", "c"])  # the dashboard and CLI card
+    assert view is not None and view.srm_status == "ok" and "published explore weights" in view.srm_text
+    assert "300 exploit units are personalized and not tested" in view.srm_text
     bad = _record(test_app, broken)["health"]["srm"]
     assert bad["pValue"] < 0.001 and "'c' has" in bad["warning"] and "published explore weights" in bad["warning"]
 

@@ -40,7 +40,7 @@ from openautotune.store import health as health_store
 CMAB_BUCKETS = 10_000
 """The SDK's untrained split: ``h = sha256(salt.unitID) % 10000`` (serving/bucketing.py)."""
 
-NOTE = (
+SCOPE = (
     "contextual autotune: checked on the explore path only, where the published weights do not depend on "
     "the user; exploit units are counted in untestedUnits, not tested (only the served variant's propensity "
     "is stored, not every variant's)"

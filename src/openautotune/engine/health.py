@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from openautotune.contextual.training import ExploreTraffic
 from openautotune.domain.autotune import Autotune, Definition
 from openautotune.domain.guardrails import Guardrail
-from openautotune.engine.contextual_srm import NOTE as CONTEXTUAL_NOTE
+from openautotune.engine.contextual_srm import SCOPE as CONTEXTUAL_SCOPE
 from openautotune.engine.contextual_srm import explore_counts
 from openautotune.stats.estimators import VariantAggregate, merge_strata, period_weighted, pool
 from openautotune.stats.guardrails import HARM_PROBABILITY, check_guardrail
@@ -171,7 +171,7 @@ def contextual_srm_record(
     )
     if record["warning"] is not None:
         record["warning"] = record["warning"].replace("published weights", "published explore weights")
-    return {**record, "traffic": "explore", "untestedUnits": counts.untested, "note": CONTEXTUAL_NOTE}
+    return {**record, "traffic": "explore", "untestedUnits": counts.untested, "scope": CONTEXTUAL_SCOPE}
 
 
 def _as_outcome(definition: Definition, guardrail: Guardrail) -> Definition:
