@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from openautotune.contextual import training
 from openautotune.contextual.policy import explore_weights
 from openautotune.contextual.serving import load_deciders
 from openautotune.engine.update import update_autotune
@@ -194,6 +195,28 @@ def test_an_exclusion_in_the_exploration_window_narrows_the_equal_split(client: 
             sa.select(exposures_table.c.propensity).where(exposures_table.c.autotune_id == autotune_id)
         ).all()
     assert {row.propensity for row in rows} == {0.5}  # 1 / the groups listed, as the SDK splits them
+
+
+def test_without_a_new_fit_the_latest_policy_is_published_again_restricted(
+    client: TestClient, test_app: TestApp
+) -> None:
+    """An update that cannot publish a fit (non-finite weights) still withholds a newly excluded variant."""
+    autotune_id, (a, b, c), start, version = _contextual(client, test_app, "ctx_refit", explorationWindow="1hr")
+    _serve(test_app, autotune_id, [200, 200, 200], start + 1, version, "r")
+    trained = update_autotune(test_app.db, test_app.clock, autotune_id, start + 3 * HOUR)
+    autotune = autotune_service.get(test_app.db, autotune_id)
+    unfitted = training.Learned(None, 0.5, None, None, {"message": "a model has non-finite weights"})
+    with test_app.db.write() as conn:
+        assert training.withhold(conn, autotune, unfitted, []) is unfitted
+        again = training.withhold(conn, autotune, unfitted, [b])
+        assert again.publishes and set(again.config or {}) == {a, c} and again.withheld == (b,)
+        assert (again.model or {})["withheld"] == [b] and again.record["republished"] == trained.allocation_version
+        training.save(conn, autotune, 99, start + 4 * HOUR, again)
+        # Already withheld in the latest policy: nothing to publish again.
+        assert training.withhold(conn, autotune, unfitted, [b]) is unfitted
+    decider = load_deciders(test_app.db)[autotune_id]
+    x = decider.server.encoding.transform_one({"userID": "z", "country": "FR"})
+    assert decider.version == 99 and decider.bank.probabilities(x)[1] == 0.0
 
 
 @pytest.mark.parametrize(
