@@ -110,3 +110,29 @@ def test_thompson_minimises_when_lower_is_better() -> None:
     scores = high.draws @ x
     np.testing.assert_array_equal(high.winners(x), np.argmax(scores, axis=1))
     np.testing.assert_array_equal(low.winners(x), np.argmin(scores, axis=1))
+
+
+def test_a_withheld_variant_is_neither_exploited_nor_explored() -> None:
+    """A guardrail exclusion (contextual/withhold.py): the SDK gets only the allowed groups, so it explores
+    among them with q renormalised and exploits the best of them; the server's policies say the same."""
+    allowed = np.array([True, False, True])
+    scores = np.array([[0.1, 0.9, 0.2], [0.5, 0.9, 0.1]])  # the withheld variant scores best everywhere
+    p = published_probabilities(scores, [10, 20, 30], 0.2, allowed=allowed)
+    q = explore_weights([10, 30])
+    np.testing.assert_allclose(p[:, 1], 0.0)
+    np.testing.assert_allclose(p[0], [0.2 * q[0], 0, 0.8 + 0.2 * q[1]])
+    np.testing.assert_allclose(p[1], [0.8 + 0.2 * q[0], 0, 0.2 * q[1]])
+    lower = published_probabilities(-scores, [10, 20, 30], 0.2, higher_is_better=False, allowed=allowed)
+    np.testing.assert_allclose(lower, p)
+    with pytest.raises(ValueError, match="at least one"):
+        explore_weights([1, 2], np.array([False, False]))
+
+    _users, encoding, fits = _fitted(13)
+    policy = LinearPolicy.from_fits(encoding, fits, sample_rate=0.3, allowed=allowed)
+    X = encoding.transform(_users)
+    assert np.all(policy.probabilities(X)[:, 1] == 0) and np.all(policy.greedy(X) != 1)
+    assert [k for k, _ in policy.ranking(X[0])] in ([0, 2], [2, 0])
+    bank = ThompsonBank.build(fits, np.random.default_rng(1), 0.3, size=200, allowed=allowed)
+    rng = np.random.default_rng(2)
+    assert all(bank.probabilities(x)[1] == 0 for x in X[:50])
+    assert all(bank.choose(x, rng).variant != 1 for x in X[:200])

@@ -96,6 +96,12 @@ class SrmOut(BaseModel):
     fixedPValue: float | None = Field(default=None, description="The chi-square test's p-value for this look alone")
     chiSquare: float | None = Field(default=None, description="Chi-square statistic (weights may change by period)")
     df: int | None = Field(default=None, description="Its degrees of freedom (K - 1 when every variant had traffic)")
+    traffic: str | None = Field(
+        default=None, description='"explore" for a contextual autotune: only its explore-path units are tested'
+    )
+    untestedUnits: int | None = Field(
+        default=None, description="Contextual autotunes: exploit-path units, counted but not tested (personalized)"
+    )
 
 
 class GuardrailVariantOut(BaseModel):

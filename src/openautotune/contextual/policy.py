@@ -14,6 +14,10 @@ same explore slice, variant ``k`` is served with probability
     (1 - s) * (share of the bank's draws in which k scores best) + s * q_k,
 
 which is computed exactly from the bank and recorded as the decision's propensity.
+
+Withheld variants (a guardrail excluded them, contextual.md "Guardrails"): ``allowed`` masks them out of
+both paths. They never score best, and ``q`` is normalised over the allowed variants only, which is what
+the SDK computes from a published entry that lists the allowed groups alone; their probability is 0.
 """
 
 from __future__ import annotations
@@ -30,32 +34,44 @@ from openautotune.contextual.publish import exploration_bonus, exploration_z
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
-def explore_weights(records: Sequence[int] | IntArray) -> FloatArray:
-    """``q_k``: weights proportional to ``1 / (records_k + 1)``, normalised (the SDK's explore draw)."""
+def explore_weights(records: Sequence[int] | IntArray, allowed: BoolArray | None = None) -> FloatArray:
+    """``q_k``: weights proportional to ``1 / (records_k + 1)``, normalised over the allowed variants (the
+    SDK's explore draw among the groups it is given); 0 for a withheld one."""
     raw = 1.0 / (np.asarray(records, dtype=np.float64) + 1.0)
+    if allowed is not None:
+        if allowed.shape != raw.shape or not allowed.any():
+            raise ValueError("allowed needs one flag per variant and at least one variant allowed")
+        raw = np.where(allowed, raw, 0.0)
     return np.asarray(raw / raw.sum(), dtype=np.float64)
 
 
-def best_index(scores: FloatArray, higher_is_better: bool = True) -> IntArray:
-    """The best column of each row of ``scores`` (n x K); the first one on ties."""
+def best_index(scores: FloatArray, higher_is_better: bool = True, allowed: BoolArray | None = None) -> IntArray:
+    """The best allowed column of each row of ``scores`` (n x K); the first one on ties."""
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf if higher_is_better else np.inf)
     best = np.argmax(scores, axis=1) if higher_is_better else np.argmin(scores, axis=1)
     return np.asarray(best, dtype=np.int64)
 
 
 def published_probabilities(
-    scores: FloatArray, records: Sequence[int] | IntArray, sample_rate: float, higher_is_better: bool = True
+    scores: FloatArray,
+    records: Sequence[int] | IntArray,
+    sample_rate: float,
+    higher_is_better: bool = True,
+    allowed: BoolArray | None = None,
 ) -> FloatArray:
     """Probability of every variant (n x K) under the published policy, from its scores (with alpha)."""
     if not 0.0 <= sample_rate <= 1.0:
         raise ValueError(f"sample rate {sample_rate} is outside 0..1")
     scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    q = explore_weights(records)
+    q = explore_weights(records, allowed)
     if q.size != scores.shape[1]:
         raise ValueError(f"{q.size} record counts for {scores.shape[1]} variants")
     probabilities = np.tile(sample_rate * q, (scores.shape[0], 1))
-    probabilities[np.arange(scores.shape[0]), best_index(scores, higher_is_better)] += 1.0 - sample_rate
+    probabilities[np.arange(scores.shape[0]), best_index(scores, higher_is_better, allowed)] += 1.0 - sample_rate
     return probabilities
 
 
@@ -65,9 +81,10 @@ def published_propensity(
     records: Sequence[int] | IntArray,
     sample_rate: float,
     higher_is_better: bool = True,
+    allowed: BoolArray | None = None,
 ) -> FloatArray:
     """The propensity of each served variant (index into the score columns) under the published policy."""
-    probabilities = published_probabilities(scores, records, sample_rate, higher_is_better)
+    probabilities = published_probabilities(scores, records, sample_rate, higher_is_better, allowed)
     served_index = np.asarray(served, dtype=np.int64)
     return np.asarray(probabilities[np.arange(probabilities.shape[0]), served_index], dtype=np.float64)
 
@@ -81,6 +98,8 @@ class LinearPolicy:
     records: IntArray
     sample_rate: float
     higher_is_better: bool = True
+    allowed: BoolArray | None = None
+    """None: every variant; else False for each variant withheld by a guardrail (see the module doc)."""
 
     @staticmethod
     def from_fits(
@@ -89,6 +108,7 @@ class LinearPolicy:
         sample_rate: float,
         exploration_window_rate: float | None = None,
         higher_is_better: bool = True,
+        allowed: BoolArray | None = None,
     ) -> LinearPolicy:
         z = exploration_z(exploration_window_rate)
         return LinearPolicy(
@@ -97,6 +117,7 @@ class LinearPolicy:
             records=np.array([fit.units for fit in fits], dtype=np.int64),
             sample_rate=sample_rate,
             higher_is_better=higher_is_better,
+            allowed=allowed,
         )
 
     def scores(self, X: FloatArray) -> FloatArray:
@@ -105,19 +126,25 @@ class LinearPolicy:
 
     def greedy(self, X: FloatArray) -> IntArray:
         """The exploit path's variant for each row."""
-        return best_index(self.scores(X), self.higher_is_better)
+        return best_index(self.scores(X), self.higher_is_better, self.allowed)
 
     def probabilities(self, X: FloatArray) -> FloatArray:
         """Probability of every variant for each row (n x K)."""
-        return published_probabilities(self.scores(X), self.records, self.sample_rate, self.higher_is_better)
+        return published_probabilities(
+            self.scores(X), self.records, self.sample_rate, self.higher_is_better, self.allowed
+        )
 
     def propensity(self, X: FloatArray, served: Sequence[int] | IntArray) -> FloatArray:
-        return published_propensity(self.scores(X), served, self.records, self.sample_rate, self.higher_is_better)
+        return published_propensity(
+            self.scores(X), served, self.records, self.sample_rate, self.higher_is_better, self.allowed
+        )
 
     def ranking(self, x: FloatArray) -> list[tuple[int, float]]:
-        """Every variant with its published score at one context, best first (ties: lower index first)."""
+        """Every allowed variant with its published score at one context, best first (ties: lower index
+        first); a withheld variant is not offered at all."""
         scores = self.scores(x)[0]
-        order = sorted(range(scores.size), key=lambda k: (-scores[k] if self.higher_is_better else scores[k], k))
+        offered = [k for k in range(scores.size) if self.allowed is None or bool(self.allowed[k])]
+        order = sorted(offered, key=lambda k: (-scores[k] if self.higher_is_better else scores[k], k))
         return [(k, float(scores[k])) for k in order]
 
     def marginal_shares(self, X: FloatArray) -> FloatArray:
@@ -140,8 +167,10 @@ class ThompsonBank:
 
     draws: FloatArray
     explore: FloatArray
+    """The explore weights ``q`` (0 for a withheld variant)."""
     sample_rate: float
     higher_is_better: bool = True
+    allowed: BoolArray | None = None
 
     @staticmethod
     def build(
@@ -150,19 +179,20 @@ class ThompsonBank:
         sample_rate: float,
         size: int = 1000,
         higher_is_better: bool = True,
+        allowed: BoolArray | None = None,
     ) -> ThompsonBank:
         draws = np.stack([fit.draws(rng, size) for fit in fits], axis=1)
         draws.setflags(write=False)
         records = [fit.units for fit in fits]
-        return ThompsonBank(draws, explore_weights(records), sample_rate, higher_is_better)
+        return ThompsonBank(draws, explore_weights(records, allowed), sample_rate, higher_is_better, allowed)
 
     def winners(self, x: FloatArray) -> IntArray:
-        """For each draw, the index of the variant that scores best at context ``x``."""
+        """For each draw, the index of the allowed variant that scores best at context ``x``."""
         draws, variants, columns = self.draws.shape
         scores = (self.draws.reshape(draws * variants, columns) @ np.asarray(x, dtype=np.float64)).reshape(
             draws, variants
         )
-        return best_index(scores, self.higher_is_better)
+        return best_index(scores, self.higher_is_better, self.allowed)
 
     def probabilities(self, x: FloatArray) -> FloatArray:
         """Exact probability of every variant at context ``x`` under Thompson sampling from this bank."""

@@ -15,7 +15,11 @@ outside the write transaction):
    (`cmab_configs[...].config`), the explore share and the server's model under the new allocation
    version, and serve SDKs that cannot score (specs v1) the policy's marginal shares as plain weights;
 5. record per-variant units, outcomes and coefficients, and the off-policy value of the personalized
-   policy against the best single variant and a uniform split (on the reservoir sample).
+   policy against the best single variant and a uniform split (on the reservoir sample);
+6. count the newly matured units on the explore path per (version, variant), for the engine's
+   sample-ratio check of contextual autotunes (`engine.contextual_srm`).
+
+Variants a guardrail excluded earlier in the run are withheld from the policy it fits (`withhold`).
 
 A contextual autotune never declares a winner: the personalized policy is the product.
 """
@@ -24,9 +28,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
@@ -37,8 +41,9 @@ from openautotune.contextual.features import Encoding, encoding_from_json, encod
 from openautotune.contextual.incremental import Batch, RunState, absorb, normalised, train_occurrence, train_value
 from openautotune.contextual.models import ModelFit
 from openautotune.contextual.offpolicy import Logs, PolicyValue, compare
-from openautotune.contextual.policy import LinearPolicy, ThompsonBank
+from openautotune.contextual.policy import LinearPolicy, ThompsonBank, explore_weights
 from openautotune.contextual.publish import cmab_config, raw_weights, sample_rate
+from openautotune.contextual.withhold import allowed_mask, previously_withheld, restricted, untrained_groups
 from openautotune.domain.autotune import Autotune, Status
 from openautotune.store import autotunes as autotune_store
 from openautotune.store import contextual as store
@@ -62,10 +67,39 @@ class Learned:
     config: dict[str, Any] | None
     model: dict[str, Any] | None
     record: dict[str, Any] = field(default_factory=dict)
+    withheld: tuple[str, ...] = ()
+    """Variants left out of this policy (guardrail exclusions of the run, contextual.md "Guardrails")."""
+    traffic: ExploreTraffic | None = None
 
     @property
     def publishes(self) -> bool:
         return self.config is not None
+
+
+@dataclass(frozen=True)
+class ExploreTraffic:
+    """The units that matured at this update, split by path: on the explore path (rule id `:explore`)
+    counted per (served version, variant in definition order); the rest only counted."""
+
+    explore: dict[int | None, tuple[int, ...]]
+    other_units: int
+    from_start: bool
+    """True when these are every matured unit of the run (the contextual state started afresh)."""
+
+
+def explore_traffic(rows: Sequence[store.UnitRow], variant_ids: Sequence[str], from_start: bool) -> ExploreTraffic:
+    index = {variant_id: k for k, variant_id in enumerate(variant_ids)}
+    explore: dict[int | None, list[int]] = {}
+    other = 0
+    for unit in rows:
+        k = index.get(unit.variant_id)
+        if k is None:
+            continue
+        if not unit.explore:
+            other += 1
+            continue
+        explore.setdefault(unit.allocation_version, [0] * len(variant_ids))[k] += 1
+    return ExploreTraffic({version: tuple(c) for version, c in explore.items()}, other, from_start)
 
 
 # --- the server's model as JSON ------------------------------------------------------------------
@@ -93,19 +127,24 @@ class ServerModel:
         )
         draws.setflags(write=False)
         policy = self.policy
-        return ThompsonBank(draws, _explore(policy.records), policy.sample_rate, policy.higher_is_better)
-
-
-def _explore(records: np.ndarray) -> np.ndarray:
-    raw = 1.0 / (records.astype(np.float64) + 1.0)
-    return np.asarray(raw / raw.sum(), dtype=np.float64)
+        return ThompsonBank(
+            draws,
+            explore_weights(policy.records, policy.allowed),
+            policy.sample_rate,
+            policy.higher_is_better,
+            policy.allowed,
+        )
 
 
 def model_to_json(
     encoding: Encoding, variant_ids: Sequence[str], fits: Sequence[ModelFit], policy: LinearPolicy
 ) -> dict[str, Any]:
     full = encoding.n_columns <= FULL_COVARIANCE_MAX_COLUMNS
+    allowed = policy.allowed
+    withheld = [] if allowed is None else [v for v, ok in zip(variant_ids, allowed, strict=True) if not ok]
     return {
+        # Every variant keeps its model; the withheld ones are never chosen (absent: none withheld).
+        **({"withheld": withheld} if withheld else {}),
         "encoding": encoding_to_json(encoding),
         "variantIds": list(variant_ids),
         "means": [fit.mean.tolist() for fit in fits],
@@ -123,21 +162,26 @@ def model_from_json(model: dict[str, Any]) -> ServerModel:
     means = np.array(model["means"], dtype=np.float64).reshape(len(model["variantIds"]), encoding.n_columns)
     covariances = [np.array(c, dtype=np.float64) for c in model["covariances"]]
     full = np.stack([c if c.ndim == 2 else np.diag(c) for c in covariances])
+    variant_ids = tuple(model["variantIds"])
     policy = LinearPolicy(
         weights=means,
         alphas=np.array(model["alphas"], dtype=np.float64),
         records=np.array(model["records"], dtype=np.int64),
         sample_rate=float(model["sampleRate"]),
         higher_is_better=bool(model["higherIsBetter"]),
+        allowed=allowed_mask(variant_ids, model.get("withheld") or ()),
     )
-    return ServerModel(encoding, policy, tuple(model["variantIds"]), means, full)
+    return ServerModel(encoding, policy, variant_ids, means, full)
 
 
 # --- the update step ----------------------------------------------------------------------------
 
 
-def _propensities(units: Sequence[store.UnitRow], policies: dict[int, store.Policy], k: int) -> dict[str, float]:
-    """Propensities for the units that have none, from the policy of the version they name."""
+def _propensities(
+    units: Sequence[store.UnitRow], policies: dict[int, store.Policy], k: int, groups: Mapping[int, int] | None = None
+) -> dict[str, float]:
+    """Propensities for the units that have none, from the policy of the version they name (`groups`: how
+    many variants the untrained split of a version without a policy listed, when not all K)."""
     missing: dict[int | None, list[store.UnitRow]] = {}
     for unit in units:
         if unit.propensity is None:
@@ -146,7 +190,8 @@ def _propensities(units: Sequence[store.UnitRow], policies: dict[int, store.Poli
     for version, group in missing.items():
         policy = policies.get(version) if version is not None else None
         if policy is None:
-            out.update({unit.unit_id: 1.0 / k for unit in group})
+            listed = (groups or {}).get(version, k) if version is not None else k
+            out.update({unit.unit_id: 1.0 / listed for unit in group})
             continue
         server = model_from_json(policy.model)
         known = [unit for unit in group if unit.variant_id in server.variant_ids]
@@ -156,7 +201,9 @@ def _propensities(units: Sequence[store.UnitRow], policies: dict[int, store.Poli
         design = server.encoding.transform([unit.features for unit in known])
         served = [server.variant_ids.index(unit.variant_id) for unit in known]
         values = server.policy.propensity(design, served)
-        out.update({unit.unit_id: float(p) for unit, p in zip(known, values, strict=True)})
+        # 0: a variant its version withheld (a guardrail exclusion), which that version could not serve; a
+        # mismatch (stale or forced assignment), kept with 1/K like a unit of an unknown version.
+        out.update({unit.unit_id: float(p) if p > 0 else 1.0 / k for unit, p in zip(known, values, strict=True)})
     return out
 
 
@@ -191,6 +238,9 @@ class Inputs:
     rows: list[store.UnitRow]
     stored: runs.StoredState | None
     policies: dict[int, store.Policy]
+    withheld: tuple[str, ...] = ()
+    groups: dict[int, int] = field(default_factory=dict)
+    """Versions without a policy whose untrained split listed fewer than every variant (an exclusion)."""
 
 
 @dataclass(frozen=True)
@@ -272,7 +322,9 @@ def _read(conn: Connection, autotune: Autotune, as_of_ms: int, events: EventStor
     ]
     versions = {u.allocation_version for u in rows if u.propensity is None and u.allocation_version is not None}
     policies = store.policies_of_versions(conn, autotune.id, autotune.created_ms, autotune.run, sorted(versions))
-    return Inputs(key, rows, stored, policies)
+    untrained = [v for v in versions if v not in policies]
+    groups = untrained_groups(conn, autotune, untrained) if untrained else {}
+    return Inputs(key, rows, stored, policies, previously_withheld(conn, autotune), groups)
 
 
 def learn(
@@ -338,7 +390,7 @@ def _compute(autotune: Autotune, inputs: Inputs, as_of_ms: int, exploring: bool,
     variant_ids = [variant.id for variant in definition.variants]
     index = {variant_id: k for k, variant_id in enumerate(variant_ids)}
     k = len(variant_ids)
-    filled = _propensities(inputs.rows, inputs.policies, k)
+    filled = _propensities(inputs.rows, inputs.policies, k, inputs.groups)
     if inputs.stored is not None:
         state = RunState.from_storage(inputs.stored.meta, inputs.stored.payload)
     else:
@@ -346,7 +398,9 @@ def _compute(autotune: Autotune, inputs: Inputs, as_of_ms: int, exploring: bool,
     batch, flipped = _batch(state, inputs.rows, filled, index, definition.optimizes_value)
     if batch.size:
         absorb(state, batch, flipped, readers.oldest_first, _seed(autotune))
-    learned = _learned(autotune, state, batch, readers, as_of_ms, exploring)
+    learned = _learned(autotune, state, batch, readers, as_of_ms, exploring, inputs.withheld)
+    traffic = explore_traffic(inputs.rows, variant_ids, from_start=inputs.stored is None)
+    learned = replace(learned, traffic=traffic)
     meta, payload = state.to_storage()
     stored = runs.StoredState(as_of_ms, meta, payload)
     learned.record["newUnits"] = batch.size
@@ -356,7 +410,13 @@ def _compute(autotune: Autotune, inputs: Inputs, as_of_ms: int, exploring: bool,
 
 
 def _learned(
-    autotune: Autotune, state: RunState, batch: Batch, readers: Readers, as_of_ms: int, exploring: bool
+    autotune: Autotune,
+    state: RunState,
+    batch: Batch,
+    readers: Readers,
+    as_of_ms: int,
+    exploring: bool,
+    withheld: Sequence[str] = (),
 ) -> Learned:
     definition = autotune.definition
     variant_ids = [variant.id for variant in definition.variants]
@@ -371,13 +431,14 @@ def _learned(
     encoding, fits = trained.encoding, trained.fits
     higher = not definition.lower_is_better
     rate = sample_rate(total, k, definition.longterm_exploration_allocation)
-    policy = LinearPolicy.from_fits(encoding, fits, rate, definition.exploration_window_rate, higher)
+    allowed = allowed_mask(variant_ids, withheld)
+    policy = LinearPolicy.from_fits(encoding, fits, rate, definition.exploration_window_rate, higher, allowed)
     if not publishable(fits, policy.alphas):
         message = "a model has non-finite weights (extreme feature values?): the previous policy stays"
         return Learned(None, rate, None, None, {"units": total, "message": message})
-    config = cmab_config(
-        encoding, dict(zip(variant_ids, fits, strict=True)), definition.exploration_window_rate, higher
-    )
+    # The SDK entry scores the allowed variants only: a withheld one is neither exploited nor explored.
+    served = {v: fit for v, fit in zip(variant_ids, fits, strict=True) if v not in withheld}
+    config = cmab_config(encoding, served, definition.exploration_window_rate, higher)
     # Off-policy value and marginal shares on the reservoir: a bounded, uniform sample of every unit.
     sample = state.reservoir
     design = trained.encode(normalised(state.vocabulary, sample.rows))
@@ -418,9 +479,52 @@ def _learned(
             "uniform": _value_json(comparison.uniform),
         },
         "learning": {"refitted": trained.refitted, "reason": trained.reason, "reservoirUnits": sample.size},
+        "withheld": [v for v in variant_ids if v in withheld],
     }
     weights = tuple(float(w) for w in shares / shares.sum())
-    return Learned(weights, rate, config, model_to_json(encoding, variant_ids, fits, policy), record)
+    model = model_to_json(encoding, variant_ids, fits, policy)
+    return Learned(weights, rate, config, model, record, withheld=tuple(v for v in variant_ids if v in withheld))
+
+
+def withhold(conn: Connection, autotune: Autotune, learned: Learned, excluded: Sequence[str]) -> Learned:
+    """`learned` with the variants in `excluded` withheld from the policy it publishes.
+
+    - A fitted policy (`learned.config`) fitted under the same exclusions is returned as is; one fitted
+      before this update's new exclusion loses the newly excluded variants (its recorded marginal shares
+      and policy value are then those of the policy before this exclusion, and say so).
+    - No fitted policy (exploration window, or a fit that could not be published): when the run's latest
+      stored policy still offers an excluded variant, it is published again, restricted, under the new
+      allocation version. During the exploration window there is no policy: the untrained entry's groups
+      follow the allocation, whose weight for an excluded variant is 0 (serving/cmab.py).
+
+    Exclusions last for the run, so the set only grows, except when a guardrail's rule is changed while
+    running: a variant re-admitted that way comes back with the next fitted policy.
+    """
+    variant_ids = [variant.id for variant in autotune.definition.variants]
+    wanted = tuple(v for v in variant_ids if v in set(excluded))
+    if learned.config is not None and learned.model is not None:
+        if set(wanted) <= set(learned.withheld):
+            return learned  # (a variant re-admitted since the fit is not in its config: back at the next fit)
+        both = tuple(v for v in variant_ids if v in set(wanted) | set(learned.withheld))
+        config, model = restricted(learned.config, learned.model, both)
+        record = {
+            **learned.record,
+            "withheld": list(both),
+            "withheldAfterFit": [v for v in wanted if v not in learned.withheld],
+            "note": "marginalShares and policyValue are of the policy fitted before withheldAfterFit was excluded",
+        }
+        return replace(learned, config=config, model=model, record=record, withheld=both)
+    if not wanted:
+        return learned
+    latest = store.latest_policies(conn, [autotune.id], with_model=True).get(autotune.id)
+    if latest is None or (latest.incarnation_ms, latest.run) != (autotune.created_ms, autotune.run):
+        return learned
+    already = set(latest.model.get("withheld") or ())
+    if set(wanted) <= already or not set(latest.config) - set(wanted):
+        return learned
+    config, model = restricted(latest.config, latest.model, wanted)
+    record = {**learned.record, "withheld": list(wanted), "republished": latest.version}
+    return replace(learned, sample_rate=latest.sample_rate, config=config, model=model, record=record, withheld=wanted)
 
 
 def save(conn: Connection, autotune: Autotune, version: int, as_of_ms: int, learned: Learned) -> None:

@@ -15,8 +15,11 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from openautotune.contextual.training import ExploreTraffic
 from openautotune.domain.autotune import Autotune, Definition
 from openautotune.domain.guardrails import Guardrail
+from openautotune.engine.contextual_srm import SCOPE as CONTEXTUAL_SCOPE
+from openautotune.engine.contextual_srm import explore_counts
 from openautotune.stats.estimators import VariantAggregate, merge_strata, period_weighted, pool
 from openautotune.stats.guardrails import HARM_PROBABILITY, check_guardrail
 from openautotune.stats.srm import shares_from_thresholds, srm_test
@@ -104,7 +107,6 @@ def srm_record(
 ) -> dict[str, Any]:
     """`health.srm`: the check over every period of the run whose published split is known."""
     variants = autotune.definition.variants
-    names = [variant.name for variant in variants]
     position = {variant.id: k for k, variant in enumerate(variants)}
     published = health_store.allocations_by_version(conn, autotune.id, {item.period for item in cumulative})
     rows: dict[int, list[int]] = {}
@@ -116,8 +118,25 @@ def srm_record(
             unattributed += item.units  # no known split to hold it against (no or an unknown specs version)
             continue
         rows.setdefault(item.period, [0] * len(variants))[k] += item.units
+    shares = {p: shares_from_thresholds(published[p].thresholds) for p in rows}
+    return _srm_result(autotune, rows, shares, unattributed, threshold, previous_p)
+
+
+def _srm_result(
+    autotune: Autotune,
+    rows: dict[int, list[int]],
+    shares_by_period: dict[int, tuple[float, ...]],
+    unattributed: int,
+    threshold: float,
+    previous_p: float,
+    *,
+    with_counts: bool = False,
+) -> dict[str, Any]:
+    """The record of the check over `rows` (units per period and variant) against each period's shares."""
+    variants = autotune.definition.variants
+    names = [variant.name for variant in variants]
     periods = sorted(rows)
-    shares = [shares_from_thresholds(published[p].thresholds) for p in periods]
+    shares = [shares_by_period[p] for p in periods]
     test = srm_test([rows[p] for p in periods], shares)
     base: dict[str, Any] = {
         "threshold": threshold,
@@ -127,13 +146,34 @@ def srm_record(
         "df": test.df,
         "fixedPValue": test.fixed_p_value,
         "unattributedUnits": unattributed,
-        "periods": [{"period": p, "shares": list(s)} for p, s in zip(periods, shares, strict=True)],
+        "periods": [
+            {"period": p, "shares": list(s), **({"observed": rows[p]} if with_counts else {})}
+            for p, s in zip(periods, shares, strict=True)
+        ],
     }
     if test.sequential_p_value is None:
         return {"pValue": None, **base, "warning": None}
     p_value = min(previous_p, test.sequential_p_value)
     warning = _srm_warning(test.observed, test.expected, names, p_value) if p_value < threshold else None
     return {"pValue": p_value, **base, "warning": warning}
+
+
+def contextual_srm_record(
+    conn: Connection,
+    autotune: Autotune,
+    previous: dict[str, Any],
+    traffic: ExploreTraffic | None,
+    threshold: float,
+) -> dict[str, Any]:
+    """`health.srm` of a contextual autotune: the same check on its explore traffic (engine/contextual_srm.py)."""
+    counts = explore_counts(conn, autotune, previous, traffic)
+    previous_p = _previous_srm_p(previous)
+    record = _srm_result(
+        autotune, counts.rows, counts.shares, counts.unattributed, threshold, previous_p, with_counts=True
+    )
+    if record["warning"] is not None:
+        record["warning"] = record["warning"].replace("published weights", "published explore weights")
+    return {**record, "traffic": "explore", "untestedUnits": counts.untested, "scope": CONTEXTUAL_SCOPE}
 
 
 def _as_outcome(definition: Definition, guardrail: Guardrail) -> Definition:
@@ -258,19 +298,15 @@ def check_health(
     *,
     pooled: bool,
     events: EventStore | None = None,
+    explore_traffic: ExploreTraffic | None = None,
 ) -> HealthReport:
     """The update record's `health` part and the variants to exclude from traffic (`events`: where units
-    and events live when not in the main database)."""
+    and events live when not in the main database; `explore_traffic`: a contextual autotune's newly
+    matured explore units, for its sample-ratio check)."""
     definition = autotune.definition
     previous = _previous_health(conn, key)
     if definition.is_contextual:
-        srm: dict[str, Any] = {
-            "pValue": None,
-            "expected": [],
-            "observed": [],
-            "warning": None,
-            "note": "not checked: a contextual policy serves each user by their features, not by published weights",
-        }
+        srm = contextual_srm_record(conn, autotune, previous, explore_traffic, options.srm_threshold)
     else:
         srm = srm_record(conn, autotune, cumulative, options.srm_threshold, _previous_srm_p(previous))
     checked = guardrail_records(
@@ -319,8 +355,10 @@ def check_health(
         reasons.append("every variant is harmful on some guardrail, so none is excluded: review the guardrails")
         excluded = ()
     elif excluded and definition.is_contextual:
-        reasons.append("not enforced: a contextual policy sets its own traffic")
-        excluded = ()
+        reasons.append(
+            "contextual autotune: the excluded variants are withheld from the personalized policy (the SDK "
+            "entry no longer lists them, the server never chooses them; long-term floor 0)"
+        )
     record = {
         "srm": srm,
         "guardrails": [entry for entry, _ in checked],

@@ -331,10 +331,15 @@ def _update_locked(
         options or HealthOptions(),
         pooled=summary.estimator == "pooled",
         events=events,
+        explore_traffic=learned.traffic if learned is not None else None,
     )
     winner_index = None if winner_index in health.may_not_win else winner_index
     if health.excluded:
-        weights = exclude(weights, health.excluded, definition.long_term_share / len(variant_ids))
+        # A contextual policy withholds an excluded variant entirely (floor 0, contextual/withhold.py).
+        floor = 0.0 if learned is not None else definition.long_term_share / len(variant_ids)
+        weights = exclude(weights, health.excluded, floor)
+    if learned is not None:
+        learned = contextual.withhold(conn, autotune, learned, [variant_ids[k] for k in health.excluded])
     now = clock.now_ms()
     after = autotune
     if winner_index is not None:

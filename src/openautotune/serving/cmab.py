@@ -26,10 +26,27 @@ EXPLORE_SUFFIX = ":explore"
 Pair = tuple[Autotune, Allocation | None]
 
 
+def _served_variants(autotune: Autotune, allocation: Allocation | None, policy: Mapping[str, Any] | None) -> list[Any]:
+    """The variants the entry lists (its `groups`): a guardrail exclusion withholds a variant entirely
+    (contextual.md, "Guardrails"). Trained: the variants the policy's `config` scores (the engine leaves
+    the withheld ones out). Untrained: the variants with a positive share in the latest allocation of the
+    run (an excluded variant's weight is 0); every variant when there is none."""
+    variants = list(autotune.definition.variants)
+    if policy is not None:
+        scored = [variant for variant in variants if variant.id in policy["config"]]
+        return scored or variants
+    if allocation is None or allocation.run != autotune.run or len(allocation.thresholds) != len(variants):
+        return variants
+    bounds = [0, *allocation.thresholds]
+    positive = [variant for k, variant in enumerate(variants) if bounds[k + 1] > max(bounds[: k + 1])]
+    return positive or variants
+
+
 def cmab_entry(autotune: Autotune, allocation: Allocation | None, policy: Mapping[str, Any] | None) -> Json:
     """One `cmab_configs` entry; `policy` is `{"version", "sampleRate", "config"}` of the latest policy of
     the current run, or None before the first one."""
     definition = autotune.definition
+    served = _served_variants(autotune, allocation, policy)
     entry: Json = {
         "salt": autotune.salt,
         "defaultValue": definition.variants[0].json,
@@ -38,9 +55,7 @@ def cmab_entry(autotune: Autotune, allocation: Allocation | None, policy: Mappin
         "version": int(policy["version"]) if policy is not None else (allocation.version if allocation else 0),
         "sampleRate": float(policy["sampleRate"]) if policy is not None else 1.0,
         "higherIsBetter": not definition.lower_is_better,
-        "groups": [
-            {"name": variant.name, "id": variant.id, "parameterValues": variant.json} for variant in definition.variants
-        ],
+        "groups": [{"name": variant.name, "id": variant.id, "parameterValues": variant.json} for variant in served],
     }
     if policy is not None:
         entry["config"] = policy["config"]

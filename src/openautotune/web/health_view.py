@@ -62,13 +62,25 @@ def _srm(srm: Mapping[str, Any], names: Sequence[str]) -> tuple[str, str, tuple[
     p_value = _number(srm.get("pValue"))
     if srm.get("note"):
         return "unchecked", f"Sample ratio: {srm['note']}.", tuple(rows)
+    # A contextual autotune is checked on its explore traffic only (engine/contextual_srm.py).
+    explore = srm.get("traffic") == "explore"
+    scope = (
+        f" Explore traffic only: {int(srm.get('untestedUnits') or 0):,} exploit units are personalized and not tested."
+        if explore
+        else ""
+    )
     if p_value is None:
-        return "pending", "Sample ratio: no mature units to check yet.", tuple(rows)
+        return (
+            "pending",
+            f"Sample ratio: no mature {'explore ' if explore else ''}units to check yet.{scope}",
+            tuple(rows),
+        )
     if srm.get("warning"):
-        return "warning", str(srm["warning"]), tuple(rows)
+        return "warning", str(srm["warning"]) + scope, tuple(rows)
     threshold = _number(srm.get("threshold"))
     limit = f" (warns below {threshold:g})" if threshold is not None else ""
-    return "ok", f"Sample ratio OK: p = {p_value:.3g}{limit}; units match the published weights.", tuple(rows)
+    weights = "published explore weights" if explore else "published weights"
+    return "ok", f"Sample ratio OK: p = {p_value:.3g}{limit}; units match the {weights}.{scope}", tuple(rows)
 
 
 def _guardrail(entry: Mapping[str, Any], excluded: set[str], flagged: set[str]) -> GuardrailView:
