@@ -1,74 +1,29 @@
-"""The latest exposures of an autotune as logged by SDKs: the dashboard's live log stream."""
+"""The latest exposures of an autotune as logged by SDKs (the dashboard's live log stream) and the
+traffic each variant got per day (results).
+
+Raw exposures live where ingestion wrote them: in the event store when one is set (ClickHouse,
+docs/scale.md), in the main database otherwise; the reads follow the same rule.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import sqlalchemy as sa
-
 from openautotune.store.database import Database
-from openautotune.store.ingest_tables import exposures_table
+from openautotune.store.event_store import EventStore
+from openautotune.store.events import SqlEvents
+from openautotune.store.exposure_log import DAY_MS, MAX_ROWS, LoggedExposure
 
-MAX_ROWS = 500
+__all__ = ["DAY_MS", "MAX_ROWS", "LoggedExposure", "daily_counts", "recent"]
 
 
-@dataclass(frozen=True)
-class LoggedExposure:
-    time_ms: int
-    received_ms: int
-    unit_id: str
-    variant_id: str | None
-    rule_id: str
-    run: int | None
-    analysable: bool
-    reason: str
+def _store(db: Database) -> EventStore:
+    return db.events if db.events is not None else SqlEvents(db)
 
 
 def recent(db: Database, autotune_id: str, limit: int = 50) -> list[LoggedExposure]:
     """Newest first (by the time the client sent), at most `limit` rows (capped at MAX_ROWS)."""
-    table = exposures_table
-    query = (
-        sa.select(
-            table.c.time_ms,
-            table.c.received_ms,
-            table.c.unit_id,
-            table.c.variant_id,
-            table.c.rule_id,
-            table.c.run,
-            table.c.analysable,
-            table.c.reason,
-        )
-        .where(table.c.autotune_id == autotune_id)
-        .order_by(table.c.time_ms.desc(), table.c.id.desc())
-        .limit(max(0, min(limit, MAX_ROWS)))
-    )
-    with db.read() as conn:
-        return [
-            LoggedExposure(
-                time_ms=int(row.time_ms),
-                received_ms=int(row.received_ms),
-                unit_id=row.unit_id,
-                variant_id=row.variant_id,
-                rule_id=row.rule_id,
-                run=row.run,
-                analysable=bool(row.analysable),
-                reason=row.reason or "",
-            )
-            for row in conn.execute(query)
-        ]
-
-
-DAY_MS = 86_400_000
+    return _store(db).recent_exposures(autotune_id=autotune_id, limit=limit)
 
 
 def daily_counts(db: Database, autotune_id: str, run: int) -> dict[tuple[int, str], int]:
     """Exposures of one run per (UTC day start in ms, variant id): the traffic each variant got each day."""
-    table = exposures_table
-    day = ((table.c.time_ms // DAY_MS) * DAY_MS).label("day")
-    query = (
-        sa.select(day, table.c.variant_id, sa.func.count().label("n"))
-        .where(table.c.autotune_id == autotune_id, table.c.run == run, table.c.variant_id.is_not(None))
-        .group_by(day, table.c.variant_id)
-    )
-    with db.read() as conn:
-        return {(int(row.day), str(row.variant_id)): int(row.n) for row in conn.execute(query)}
+    return _store(db).daily_exposures(autotune_id=autotune_id, run=run)

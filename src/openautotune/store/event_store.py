@@ -1,4 +1,5 @@
-"""What the engine and ingestion need from an event store (units and events), and its one error.
+"""What the engine, ingestion and the exposure log need from an event store (units, events and raw
+exposures), and its one error.
 
 Kept apart from `events.py` (the implementations and `open_events`) so `database.py` can name the type
 of `Database.events` without importing any implementation.
@@ -14,6 +15,7 @@ from openautotune.domain.errors import Unavailable
 from openautotune.store.attribution import BEGINNING_MS, Aggregate
 from openautotune.store.contextual import UnitRow
 from openautotune.store.delay import ImmatureCell
+from openautotune.store.exposure_log import LoggedExposure
 
 Row = Mapping[str, Any]
 
@@ -28,7 +30,7 @@ class EventStore(Protocol):
 
     def migrate(self, now_ms: int) -> int: ...
 
-    def write_rows(self, units: Sequence[Row], events: Sequence[Row]) -> int: ...
+    def write_rows(self, units: Sequence[Row], events: Sequence[Row], exposures: Sequence[Row] = ()) -> int: ...
 
     def matured_aggregates(
         self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
@@ -51,5 +53,10 @@ class EventStore(Protocol):
     def immature_cells(
         self, *, autotune_id: str, run: int, definition: Definition, as_of_ms: int, bins: int
     ) -> list[ImmatureCell]: ...
+
+    # The raw exposures: the dashboard's log stream (newest first) and the results' daily traffic.
+    def recent_exposures(self, *, autotune_id: str, limit: int) -> list[LoggedExposure]: ...
+
+    def daily_exposures(self, *, autotune_id: str, run: int) -> dict[tuple[int, str], int]: ...
 
     def close(self) -> None: ...

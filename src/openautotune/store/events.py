@@ -1,11 +1,11 @@
 """The event store: where units (first exposures) and events live, behind one small interface.
 
 `EventStore` is what the engine, ingestion and `events copy` need: write rows in bulk, read the
-attribution aggregates, the contextual per-unit rows, and the holdout and delayed-conversion reads of
-an update. Two implementations:
+attribution aggregates, the contextual per-unit rows, the holdout and delayed-conversion reads of
+an update, and the raw exposures' log stream and daily traffic. Two implementations:
 
 - `SqlEvents`: the main database (SQLite or PostgreSQL), the default when no events URL is set; it
-  calls the SQL of `attribution.py`, `contextual.py`, `delay.py` and `ingest.py`;
+  calls the SQL of `attribution.py`, `contextual.py`, `delay.py` `exposure_log.py` and `ingest.py`;
 - `clickhouse.store.ClickHouseEvents`: chdb in process, a ClickHouse server, or a cluster.
 
 Both return the same aggregates on the same rows (tests/store/test_event_stores.py holds the reference).
@@ -19,13 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from openautotune.domain.autotune import Definition
-from openautotune.store import contextual, delay, ingest
+from openautotune.store import contextual, delay, exposure_log, ingest
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
 from openautotune.store.clickhouse.schema import EVENT_COLUMNS, UNIT_COLUMNS
 from openautotune.store.clickhouse.url import is_clickhouse
 from openautotune.store.contextual import UnitRow
 from openautotune.store.database import Database
 from openautotune.store.event_store import EventStore
+from openautotune.store.exposure_log import LoggedExposure
 from openautotune.store.ingest_tables import events_table, units_table
 
 Row = Mapping[str, Any]
@@ -53,15 +54,18 @@ class SqlEvents:
     def migrate(self, now_ms: int) -> int:
         return 0  # the main database's migrations create the tables
 
-    def write_rows(self, units: Sequence[Row], events: Sequence[Row]) -> int:
-        """Units and events in one transaction; rows already stored are skipped by their unique keys."""
+    def write_rows(self, units: Sequence[Row], events: Sequence[Row], exposures: Sequence[Row] = ()) -> int:
+        """Units, events and raw exposures in one transaction; rows already stored are skipped by their
+        unique keys."""
         unique_events = {str(row["dedup_key"]): row for row in events}
+        unique_exposures = {str(row["dedup_key"]): row for row in exposures}
         with self.db.write() as conn:
+            ingest.insert_exposures(conn, [unique_exposures[key] for key in sorted(unique_exposures)])
             ingest.upsert_units(
                 conn, [{"features": None, "propensity": None, **row} for row in earliest_per_unit(units)]
             )
             ingest.insert_events(conn, [unique_events[key] for key in sorted(unique_events)])
-        return len(units) + len(events)
+        return len(units) + len(events) + len(exposures)
 
     def matured_aggregates(
         self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
@@ -127,6 +131,14 @@ class SqlEvents:
             return delay.immature_cells(
                 conn, autotune_id=autotune_id, run=run, definition=definition, as_of_ms=as_of_ms, bins=bins
             )
+
+    def recent_exposures(self, *, autotune_id: str, limit: int) -> list[LoggedExposure]:
+        with self.db.read() as conn:
+            return exposure_log.recent(conn, autotune_id, limit)
+
+    def daily_exposures(self, *, autotune_id: str, run: int) -> dict[tuple[int, str], int]:
+        with self.db.read() as conn:
+            return exposure_log.daily_counts(conn, autotune_id, run)
 
     def counts(self) -> tuple[int, int]:
         """(units, events) stored: one per (autotune, run, unit) and one per dedup key."""

@@ -1,4 +1,5 @@
-"""A batch of SDK events -> rows in exposures, units and events, in one transaction.
+"""A batch of SDK events -> rows in exposures, units and events, in one transaction (those three in
+the event store instead when one is set: `_Rows.write`).
 
 Per batch: one tiny query for the specs-change marker, at most two queries to load autotunes
 not yet cached, and three `executemany` writes. Nothing is queried per event.
@@ -175,14 +176,17 @@ class _Rows:
         """Rows go in key order, tables in a fixed order: two batches touching the same units or
         dedup keys at once then wait for each other instead of deadlocking (PostgreSQL).
 
-        With a separate event store (ClickHouse), units and events go there in bulk inside this
-        transaction: if that store fails, the exposures roll back too and the batch is not acknowledged."""
-        store.insert_exposures(conn, [self.exposures[key] for key in sorted(self.exposures)])
+        The one place that decides where rows go. With a separate event store (ClickHouse), units,
+        events AND raw exposures go there in one bulk call inside this transaction, and nothing of
+        them to the main database: if that store fails, the transaction (and the batch's processed
+        stamp) rolls back and the batch is not acknowledged."""
+        exposure_rows = [self.exposures[key] for key in sorted(self.exposures)]
         units = [self.units[key] for key in sorted(self.units)]
         event_rows = [self.events[key] for key in sorted(self.events)]
         if events is not None:
-            events.write_rows(units, event_rows)
+            events.write_rows(units, event_rows, exposure_rows)
             return
+        store.insert_exposures(conn, exposure_rows)
         store.upsert_units(conn, units)
         store.insert_events(conn, event_rows)
 

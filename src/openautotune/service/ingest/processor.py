@@ -135,8 +135,8 @@ def write_checked(
     events: EventStore | None = None,
 ) -> list[tuple[BatchReport, BatchResult]]:
     """Classify exposures against the autotunes as this transaction sees them and write every row
-    (three executemany statements whatever the number of batches, units and events in `events` when
-    they live in another store); one (report, result) per batch."""
+    (three executemany statements whatever the number of batches; exposures, units and events in
+    `events` when they live in another store, see `_Rows.write`); one (report, result) per batch."""
     rows = _Rows()
     exposures = [exposure for item in checked.items for exposure in item.exposures]
     facts = cache.lookup(conn, _wanted(exposures)) if exposures else {}

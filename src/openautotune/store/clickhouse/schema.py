@@ -3,13 +3,17 @@
 - `units`: first exposures, `ORDER BY (autotune_id, run, first_exposure_ms)` so an hourly update
   reads only the granules of units that matured in the last hour (ordering by unit was 3-4x slower);
 - `events`: one row per (event, id type), `PARTITION BY` day and `ORDER BY (event_name, id_type,
-  time_ms)` so the redundant time bound of the query prunes whole parts and granules.
+  time_ms)` so the redundant time bound of the query prunes whole parts and granules;
+- `exposures`: every exposure as logged (the dashboard's log stream and the results' daily traffic),
+  `PARTITION BY` day and `ORDER BY (autotune_id, time_ms)`: both readers ask for one autotune, the
+  log stream its newest rows first (read in order from the end of the key), so they read only that
+  autotune's granules.
 
 ClickHouse has no unique key: the writer skips rows already stored (`writer.py`) and flags a late,
 earlier exposure (`late`), which the query resolves with `argMin(..., first_exposure_ms)`.
-On a cluster (`?cluster=NAME`) each shard holds `units_local` / `events_local` and every node a
-`Distributed` table named `units` / `events` over them, sharded by `cityHash64(unit_id)`, so a unit
-and its events live on the same shard.
+On a cluster (`?cluster=NAME`) each shard holds `units_local` / `events_local` / `exposures_local` and
+every node a `Distributed` table named `units` / `events` / `exposures` over them, sharded by
+`cityHash64(unit_id)`, so a unit and its events live on the same shard.
 The statements run unchanged on ClickHouse 18.16 and 26.x; `migrate` is idempotent.
 """
 
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 
 from openautotune.store.clickhouse.client import Client
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `exposures` table (raw exposures out of the main database)
 
 UNIT_COLUMNS = (
     "autotune_id",
@@ -36,6 +40,23 @@ UNIT_COLUMNS = (
 # `late` (1: written while a later exposure of the unit was stored) is ClickHouse's own bookkeeping.
 INSERTED_UNIT_COLUMNS = (*UNIT_COLUMNS, "late")
 EVENT_COLUMNS = ("id_type", "unit_id", "event_name", "value", "metadata", "time_ms", "received_ms", "dedup_key")
+# The main database's `exposures` columns but its autoincrement id (the readers break ties by dedup key).
+EXPOSURE_COLUMNS = (
+    "autotune_id",
+    "run",
+    "unit_id",
+    "rule_id",
+    "variant_id",
+    "explore",
+    "config_version",
+    "time_ms",
+    "received_ms",
+    "user",
+    "propensity",
+    "analysable",
+    "reason",
+    "dedup_key",
+)
 
 _UNITS = """CREATE TABLE IF NOT EXISTS {name} (
     autotune_id String, run Int32, unit_id String, variant_id String, first_exposure_ms Int64,
@@ -49,6 +70,13 @@ _EVENTS = """CREATE TABLE IF NOT EXISTS {name} (
 ) ENGINE = MergeTree PARTITION BY toDate(toDateTime(intDiv(time_ms, 1000)))
 ORDER BY (event_name, id_type, time_ms)"""
 
+_EXPOSURES = """CREATE TABLE IF NOT EXISTS {name} (
+    autotune_id String, run Nullable(Int32), unit_id String, rule_id String, variant_id Nullable(String),
+    explore UInt8, config_version Nullable(Int32), time_ms Int64, received_ms Int64, user Nullable(String),
+    propensity Nullable(Float64), analysable UInt8, reason String, dedup_key String
+) ENGINE = MergeTree PARTITION BY toDate(toDateTime(intDiv(time_ms, 1000)))
+ORDER BY (autotune_id, time_ms)"""
+
 _DISTRIBUTED = """CREATE TABLE IF NOT EXISTS {name} AS {local}
 ENGINE = Distributed({cluster}, {database}, {short}, cityHash64(unit_id))"""
 
@@ -61,16 +89,24 @@ def local_names(cluster: str | None) -> tuple[str, str]:
     return ("units_local", "events_local") if cluster else ("units", "events")
 
 
+def exposures_local_name(cluster: str | None) -> str:
+    """The table that holds a node's raw exposures (kept apart from `local_names`, whose pair the
+    attribution and health reads unpack)."""
+    return "exposures_local" if cluster else "exposures"
+
+
 def migrate(nodes: Sequence[Client], *, database: str, cluster: str | None, now_ms: int) -> int:
     """Create the tables on every node (each shard of a cluster); returns the schema version."""
     # Names are qualified: the nodes may be connected to `default` while `database` is being created.
     units, events = (f"{database}.{name}" for name in local_names(cluster))
+    exposures = f"{database}.{exposures_local_name(cluster)}"
     for node in nodes:
         node.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
         node.execute(_UNITS.format(name=units))
         node.execute(_EVENTS.format(name=events))
+        node.execute(_EXPOSURES.format(name=exposures))
         if cluster:
-            for name, local in (("units", units), ("events", events)):
+            for name, local in (("units", units), ("events", events), ("exposures", exposures)):
                 node.execute(
                     _DISTRIBUTED.format(
                         name=f"{database}.{name}",

@@ -1,7 +1,7 @@
 """`ClickHouseEvents`: the event store on ClickHouse (chdb in process, one server, or a cluster).
 
 Holds the connections and decides which node runs what:
-- one node (chdb or a server): everything on it, tables `units` / `events`;
+- one node (chdb or a server): everything on it, tables `units` / `events` / `exposures`;
 - a cluster (`?cluster=NAME`): writes go to the `Distributed` tables on the node of the URL (with
   `insert_distributed_sync`, so an INSERT returns only when every shard has its rows), and the
   attribution query runs on each shard over `units_local` / `events_local`, the shards found in
@@ -19,12 +19,13 @@ import orjson
 
 from openautotune.domain.autotune import Definition
 from openautotune.store.attribution import BEGINNING_MS, Aggregate
-from openautotune.store.clickhouse import health, schema, writer
+from openautotune.store.clickhouse import exposures, health, schema, writer
 from openautotune.store.clickhouse.attribution import NO_PROPENSITY, NO_VERSION, Window, aggregates_sql, units_sql
 from openautotune.store.clickhouse.client import ChdbClient, Client, NativeClient, literal
 from openautotune.store.clickhouse.url import ClickHouseUrl, parse
 from openautotune.store.contextual import UnitRow
 from openautotune.store.delay import ImmatureCell
+from openautotune.store.exposure_log import LoggedExposure, capped
 
 
 class _DistributedSync(NativeClient):
@@ -94,9 +95,15 @@ class ClickHouseEvents:
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def write_rows(self, units: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]) -> int:
-        """Store the units and events not stored yet, in bulk (see `writer`); returns rows inserted."""
-        return writer.write_rows(self.main, units, events, tables=("units", "events"))
+    def write_rows(
+        self,
+        units: Sequence[Mapping[str, Any]],
+        events: Sequence[Mapping[str, Any]],
+        exposures: Sequence[Mapping[str, Any]] = (),
+    ) -> int:
+        """Store the units, events and raw exposures not stored yet, in bulk (see `writer`); returns
+        rows inserted."""
+        return writer.write_rows(self.main, units, events, exposures=exposures, tables=("units", "events", "exposures"))
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -229,6 +236,40 @@ class ClickHouseEvents:
             )
         )
         return health.cells_from(rows, bins)
+
+    # --- raw exposures: the log stream and daily traffic (text in clickhouse/exposures.py) ----------
+    # Read through the node of the URL (on a cluster its `Distributed` table sorts, limits and groups
+    # on every shard and merges): one small query each, no per-shard sums to add.
+
+    def recent_exposures(self, *, autotune_id: str, limit: int) -> list[LoggedExposure]:
+        """Newest first (time sent, time received, dedup key), at most `limit` rows (capped at MAX_ROWS)."""
+        rows = self.main.rows(exposures.recent_sql(autotune_id, capped(limit)))
+        return [
+            LoggedExposure(
+                time_ms=int(time_ms),
+                received_ms=int(received_ms),
+                unit_id=str(unit_id),
+                variant_id=None if variant_id is None else str(variant_id),
+                rule_id=str(rule_id),
+                run=None if run is None else int(run),
+                analysable=bool(analysable),
+                reason=str(reason or ""),
+            )
+            for time_ms, received_ms, unit_id, variant_id, rule_id, run, analysable, reason in rows
+        ]
+
+    def daily_exposures(self, *, autotune_id: str, run: int) -> dict[tuple[int, str], int]:
+        """Exposures of one run per (UTC day start in ms, variant id)."""
+        rows = self.main.rows(exposures.daily_counts_sql(autotune_id, run))
+        return {(int(day), str(variant)): int(n) for day, variant, n in rows}
+
+    def forget_exposures(self, autotune_id: str) -> None:
+        """Delete a deleted autotune's raw exposures on every node that holds them (each shard's local
+        table). A mutation: ClickHouse applies it in the background, shortly after this returns."""
+        nodes, _, _ = self._readers()
+        table = schema.exposures_local_name(self.url.cluster)
+        for node in nodes:
+            node.execute(exposures.forget_sql(autotune_id, table=table))
 
     # --- copy and maintenance ----------------------------------------------------------------------
 

@@ -1,11 +1,14 @@
-"""Bulk writes of units and events into ClickHouse, idempotent on retry.
+"""Bulk writes of units, events and raw exposures into ClickHouse, idempotent on retry.
 
-`write_rows(units, events)` is the one entry point for whoever produces rows (the request path today,
-a log processor later). Each table gets one INSERT per chunk of up to `CHUNK` rows, never row by row.
+`write_rows(units, events, exposures)` is the one entry point for whoever produces rows (the request
+path, the log processor, the NATS consumer). Each table gets one INSERT per chunk of up to `CHUNK`
+rows, never row by row.
 ClickHouse has no unique key, so before inserting, the writer asks which rows are already stored:
 
 - events by `dedup_key` (restricted to the batch's event names and time range, so the check reads
   only those parts and granules): a re-delivered or retried batch inserts nothing twice;
+- raw exposures the same way, by `dedup_key` within the batch's autotunes and time range (the
+  table's sort key, so the check reads only those granules);
 - units by (autotune, run, unit): a unit is written when it is new or strictly earlier than what is
   stored (a late exposure, flagged `late` so the query groups that unit with argMin), exactly the SQL
   stores' upsert rule.
@@ -28,7 +31,7 @@ from typing import Any
 import orjson
 
 from openautotune.store.clickhouse.client import Client, literal
-from openautotune.store.clickhouse.schema import EVENT_COLUMNS, INSERTED_UNIT_COLUMNS
+from openautotune.store.clickhouse.schema import EVENT_COLUMNS, EXPOSURE_COLUMNS, INSERTED_UNIT_COLUMNS
 
 CHUNK = 50_000
 # Keys per "already stored?" query (sent as data, not as literals: see Client.rows_with_keys).
@@ -80,8 +83,9 @@ def new_units(client: Client, table: str, rows: Sequence[Row]) -> list[tuple[Row
     ]
 
 
-def new_events(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
-    """The rows whose `dedup_key` is not stored yet (nor repeated earlier in the batch)."""
+def _not_stored(client: Client, table: str, rows: Sequence[Row], name_column: str) -> list[Row]:
+    """The rows whose `dedup_key` is not stored yet (nor repeated earlier in the batch); the check is
+    bounded by the rows' `name_column` values and time range, the leading columns of the table's key."""
     unique: dict[str, Row] = {}
     for row in rows:
         unique.setdefault(str(row["dedup_key"]), row)
@@ -90,15 +94,25 @@ def new_events(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
     stored: set[str] = set()
     keyed = list(unique.values())
     for part in _chunks(keyed, CHECK_CHUNK):
-        names = sorted({str(row["event_name"]) for row in part})
+        names = sorted({str(row[name_column]) for row in part})
         low = min(int(row["time_ms"]) for row in part)
         high = max(int(row["time_ms"]) for row in part)
         query = (
-            f"SELECT dedup_key FROM {table} WHERE event_name IN ({_in_list(names)}) "
+            f"SELECT dedup_key FROM {table} WHERE {name_column} IN ({_in_list(names)}) "
             f"AND time_ms >= {low} AND time_ms <= {high} AND dedup_key IN {{keys}}"
         )
         stored.update(str(key) for (key,) in client.rows_with_keys(query, [str(row["dedup_key"]) for row in part]))
     return [row for key, row in unique.items() if key not in stored]
+
+
+def new_events(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
+    """The event rows whose `dedup_key` is not stored yet (nor repeated earlier in the batch)."""
+    return _not_stored(client, table, rows, "event_name")
+
+
+def new_exposures(client: Client, table: str, rows: Sequence[Row]) -> list[Row]:
+    """The raw exposures whose `dedup_key` is not stored yet (nor repeated earlier in the batch)."""
+    return _not_stored(client, table, rows, "autotune_id")
 
 
 def unit_tuple(row: Row, late: bool = False) -> tuple[Any, ...]:
@@ -133,14 +147,44 @@ def event_tuple(row: Row) -> tuple[Any, ...]:
     )
 
 
-def write_rows(client: Client, units: Sequence[Row], events: Sequence[Row], *, tables: tuple[str, str]) -> int:
-    """Store units and events not stored yet; returns the number of rows inserted. Raises
-    `EventStoreUnavailable` when anything could not be stored (then nothing may be acknowledged)."""
-    units_table, events_table = tables
+def exposure_tuple(row: Row) -> tuple[Any, ...]:
+    run, version, propensity = row.get("run"), row.get("config_version"), row.get("propensity")
+    return (
+        str(row["autotune_id"]),
+        None if run is None else int(run),
+        str(row["unit_id"]),
+        str(row["rule_id"]),
+        None if row.get("variant_id") is None else str(row["variant_id"]),
+        1 if row.get("explore") else 0,
+        None if version is None else int(version),
+        int(row["time_ms"]),
+        int(row["received_ms"]),
+        _json_text(row.get("user")),
+        None if propensity is None else float(propensity),
+        1 if row.get("analysable") else 0,
+        str(row.get("reason") or ""),
+        str(row["dedup_key"]),
+    )
+
+
+def write_rows(
+    client: Client,
+    units: Sequence[Row],
+    events: Sequence[Row],
+    *,
+    tables: tuple[str, str, str],
+    exposures: Sequence[Row] = (),
+) -> int:
+    """Store units, events and raw exposures not stored yet; returns the number of rows inserted.
+    Raises `EventStoreUnavailable` when anything could not be stored (then nothing may be acknowledged)."""
+    units_table, events_table, exposures_table = tables
     fresh_units = [unit_tuple(row, late) for row, late in new_units(client, units_table, units)]
     fresh_events = [event_tuple(row) for row in new_events(client, events_table, events)]
+    fresh_exposures = [exposure_tuple(row) for row in new_exposures(client, exposures_table, exposures)]
     for part in _chunks(fresh_units, CHUNK):
         client.insert(units_table, INSERTED_UNIT_COLUMNS, part)
     for part in _chunks(fresh_events, CHUNK):
         client.insert(events_table, EVENT_COLUMNS, part)
-    return len(fresh_units) + len(fresh_events)
+    for part in _chunks(fresh_exposures, CHUNK):
+        client.insert(exposures_table, EXPOSURE_COLUMNS, part)
+    return len(fresh_units) + len(fresh_events) + len(fresh_exposures)
