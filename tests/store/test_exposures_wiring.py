@@ -1,0 +1,142 @@
+"""Raw exposures with events in chdb, through the running system: SDK batches (sync and log-first) put
+their exposures in ClickHouse and none in the main database, a re-sent batch is stored once, the log
+stream and daily traffic match an app without an event store fed the same batches, and the dashboard's
+exposures log and the results history show them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openautotune.service import autotunes, exposures_log
+from openautotune.service.ingest.log_processor import LogProcessor
+from openautotune.store.clickhouse.store import ClickHouseEvents
+from openautotune.testing import TestApp, make_test_app
+from tests.ingest.conftest import Ingest, create_autotune, custom_event, exposure
+from tests.web.helpers import sign_in
+
+HOUR = 3_600_000
+HISTORY = "/console/v1/autotunes/{}/results/history"
+
+
+def _app(tmp_path: Path, name: str, *, chdb: bool, mode: str = "sync") -> TestApp:
+    made = make_test_app(f"sqlite:///{tmp_path / f'{name}.db'}", ingest_mode=mode)
+    if chdb:
+        store = ClickHouseEvents(f"chdb://{tmp_path / f'{name}-events'}")
+        store.migrate(0)
+        made.db.events = store
+    return made
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[Ingest, Ingest]]:
+    """The same app twice: events in the main database (SQLite), and events in chdb."""
+    plain, on_chdb = _app(tmp_path, "plain", chdb=False), _app(tmp_path, "chdb", chdb=True)
+    with TestClient(plain.app) as first, TestClient(on_chdb.app) as second:
+        yield Ingest(plain, first), Ingest(on_chdb, second)
+    plain.db.dispose()
+    on_chdb.db.dispose()
+
+
+def _batches(ingest: Ingest, autotune_id: str, rules: list[str]) -> list[list[dict[str, Any]]]:
+    """Three batches of exposures over three days (some at the same instant), clicks, an unknown rule."""
+    now = ingest.now
+    batches = []
+    for day in range(3):
+        evening = now - day * 24 * HOUR - 6 * HOUR  # the START clock is midnight: stay inside each day
+        batch: list[dict[str, Any]] = []
+        for number in range(12):
+            user = {"userID": f"user{number}"}
+            batch.append(exposure(autotune_id, rules[number % 2], user=user, time=evening - number % 4))
+            if number % 3 == 0:
+                batch.append(custom_event("click", user=user, time=evening + HOUR))
+        batch.append(exposure(autotune_id, "no-such-rule", user={"userID": "stray"}, time=evening))
+        batches.append(batch)
+    return batches
+
+
+def _post_all(ingest: Ingest) -> str:
+    made = create_autotune(ingest.app, "colors")
+    rules = [variant.id for variant in made.definition.variants]
+    for batch in _batches(ingest, made.id, rules):
+        response = ingest.post(batch)
+        assert response.status_code == 200, response.text
+    return made.id
+
+
+def _named(ingest: Ingest, autotune_id: str) -> tuple[list[tuple[Any, ...]], dict[tuple[int, str], int]]:
+    """The log stream and daily traffic with variant ids replaced by names (ids differ between apps)."""
+    db = ingest.app.db
+    names = {variant.id: variant.name for variant in _definition(ingest, autotune_id).variants}
+    recent = [
+        (row.time_ms, row.unit_id, names.get(row.variant_id or "", row.variant_id), row.run, row.analysable, row.reason)
+        for row in exposures_log.recent(db, autotune_id, limit=500)
+    ]
+    autotune_run = 1
+    daily = {
+        (day, names[variant]): n
+        for (day, variant), n in exposures_log.daily_counts(db, autotune_id, autotune_run).items()
+    }
+    return recent, daily
+
+
+def _definition(ingest: Ingest, autotune_id: str) -> Any:
+    return autotunes.get(ingest.app.db, autotune_id).definition
+
+
+def test_exposures_go_to_clickhouse_and_read_the_same_as_sqlite(pair: tuple[Ingest, Ingest]) -> None:
+    plain, on_chdb = pair
+    plain_id, chdb_id = _post_all(plain), _post_all(on_chdb)
+
+    assert on_chdb.exposures() == [] and on_chdb.units() == [] and on_chdb.events() == []  # main DB: nothing
+    assert len(plain.exposures()) == 39
+    store = on_chdb.app.db.events
+    assert isinstance(store, ClickHouseEvents)
+    assert store.main.rows("SELECT count() FROM exposures") == [(39,)]
+
+    # A re-delivered batch (an SDK retry) stores its exposures once.
+    again = _batches(on_chdb, chdb_id, [variant.id for variant in _definition(on_chdb, chdb_id).variants])[0]
+    assert on_chdb.post(again).status_code == 200
+    assert store.main.rows("SELECT count() FROM exposures") == [(39,)]
+
+    recent_plain, daily_plain = _named(plain, plain_id)
+    recent_chdb, daily_chdb = _named(on_chdb, chdb_id)
+    # Equal times are ordered by dedup key, a hash of the (per-app random) variant ids: compare as sets,
+    # and the order on time (tests/store/test_exposure_store.py checks the exact order on every store).
+    assert sorted(recent_chdb) == sorted(recent_plain) and len(recent_chdb) == 39
+    assert [row[0] for row in recent_chdb] == [row[0] for row in recent_plain]
+    assert [row[0] for row in recent_chdb] == sorted((row[0] for row in recent_chdb), reverse=True)
+    assert daily_chdb == daily_plain
+    assert sorted(daily_chdb.values()) == [6, 6, 6, 6, 6, 6]  # 3 days x 2 variants; the stray rule has none
+
+
+def test_the_dashboard_log_and_the_results_history_show_exposures_from_clickhouse(
+    pair: tuple[Ingest, Ingest],
+) -> None:
+    _, on_chdb = pair
+    autotune_id = _post_all(on_chdb)
+    client, app = on_chdb.client, on_chdb.app
+    sign_in(client, app.console_key)
+    fragment = client.get(f"/autotunes/{autotune_id}/exposures")
+    assert fragment.status_code == 200
+    assert "user11" in fragment.text and "No exposures logged yet." not in fragment.text
+    assert client.get(f"/autotunes/{autotune_id}").status_code == 200
+    history = client.get(HISTORY.format(autotune_id), headers=app.console_headers(read_only=True))
+    assert history.status_code == 200
+    days = history.json()["data"]["daily"]
+    assert [sum(variant["exposures"] for variant in day["variants"]) for day in days] == [12, 12, 12]
+
+
+def test_log_first_ingestion_puts_exposures_in_clickhouse(tmp_path: Path) -> None:
+    app = _app(tmp_path, "log", chdb=True, mode="log")
+    with TestClient(app.app) as client:
+        ingest = Ingest(app, client)
+        autotune_id = _post_all(ingest)
+        assert LogProcessor(app.db, app.clock).drain() == 3
+        assert ingest.exposures() == []
+        assert len(exposures_log.recent(app.db, autotune_id, limit=100)) == 39
+    app.db.dispose()
