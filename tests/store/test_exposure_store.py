@@ -38,7 +38,7 @@ def _exposure(number: int, *, autotune_id: str = "colors", **changes: Any) -> di
     return row
 
 
-def _batch() -> list[dict[str, Any]]:
+def exposure_rows() -> list[dict[str, Any]]:
     rows = [_exposure(number) for number in range(120)]
     # Not analysable (no run, no variant), another run, another autotune: kept out of the counts.
     rows += [_exposure(200 + n, run=None, variant_id=None, analysable=False, reason="unknown rule") for n in range(5)]
@@ -75,7 +75,7 @@ def _expected_daily(rows: list[dict[str, Any]], autotune_id: str, run: int) -> d
 
 
 def test_the_log_stream_and_daily_traffic_are_the_same_on_every_store(event_store: EventStore) -> None:
-    rows = _batch()
+    rows = exposure_rows()
     event_store.write_rows([], [], rows[:70])
     event_store.write_rows([], [], rows[50:])  # overlaps the first: a re-sent part is stored once
     event_store.write_rows([], [], rows)  # the whole batch re-delivered: nothing new
@@ -111,7 +111,7 @@ def test_an_existing_store_gets_the_exposures_table_on_migrate(tmp_path: Path) -
         assert store.migrate(5) == SCHEMA_VERSION == 2
         assert store.migrate(6) == SCHEMA_VERSION  # idempotent
         assert store.main.rows("SELECT max(version) FROM openautotune_schema") == [(2,)]
-        store.write_rows([], [], _batch())
+        store.write_rows([], [], exposure_rows())
         assert _stored(store, "colors") == 129
     finally:
         store.close()
@@ -129,7 +129,7 @@ def _wait_until(condition: Any, seconds: float = 20.0) -> bool:
 def test_forgetting_an_autotune_deletes_only_its_exposures(event_store: EventStore) -> None:
     if not isinstance(event_store, ClickHouseEvents):
         return  # the SQL store's exposures go with `ingest.forget_autotune`, in the deleting transaction
-    event_store.write_rows([], [], _batch())
+    event_store.write_rows([], [], exposure_rows())
     event_store.forget_exposures("colors")
     assert _wait_until(lambda: _stored(event_store, "colors") == 0)  # a mutation: applied in the background
     assert _stored(event_store, "other") == 6

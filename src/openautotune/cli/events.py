@@ -1,4 +1,5 @@
-"""`openautotune events copy`: backfill or export units and events between event stores (docs/scale.md)."""
+"""`openautotune events copy`: backfill or export units, events and raw exposures between event stores
+(docs/scale.md)."""
 
 from __future__ import annotations
 
@@ -41,13 +42,14 @@ def copy(
     ] = Path("events-copy.checkpoint.json"),
     page_size: Annotated[int, typer.Option("--page-size", min=1, help="Rows read and written at once")] = DEFAULT_PAGE,
 ) -> None:
-    """Copy every unit and event from one store to another (resumable; counts verified at the end)."""
+    """Copy every unit, event and raw exposure from one store to another (resumable; counts verified)."""
     opened: list[Copyable] = []
     try:
         opened.append(_open(source))
         opened.append(_open(target))
         origin, destination = opened
         total_units, total_events = origin.counts()
+        total_exposures = origin.exposure_count()
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -58,6 +60,7 @@ def copy(
             tasks = {
                 "units": progress.add_task("units", total=total_units),
                 "events": progress.add_task("events", total=total_events),
+                "exposures": progress.add_task("exposures", total=total_exposures),
             }
             report = copy_events(
                 origin,
@@ -78,7 +81,9 @@ def copy(
     typer.echo(
         f"copied {report.copied['units']} units and {report.copied['events']} events; "
         f"source {report.source_counts[0]} units / {report.source_counts[1]} events, "
-        f"target {report.target_counts[0]} / {report.target_counts[1]}"
+        f"target {report.target_counts[0]} / {report.target_counts[1]}; "
+        f"copied {report.copied['exposures']} raw exposures, source {report.source_exposures} / "
+        f"target {report.target_exposures}"
     )
     if not report.verified:
         err.print("[red]counts differ[/red]: the target held other rows before, or rows were lost; see docs/scale.md")

@@ -21,17 +21,22 @@ import sqlalchemy as sa
 from openautotune.domain.autotune import Definition
 from openautotune.store import contextual, delay, exposure_log, ingest
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
-from openautotune.store.clickhouse.schema import EVENT_COLUMNS, UNIT_COLUMNS
+from openautotune.store.clickhouse.schema import EVENT_COLUMNS, EXPOSURE_COLUMNS, UNIT_COLUMNS
 from openautotune.store.clickhouse.url import is_clickhouse
 from openautotune.store.contextual import UnitRow
 from openautotune.store.database import Database
 from openautotune.store.event_store import EventStore
 from openautotune.store.exposure_log import LoggedExposure
-from openautotune.store.ingest_tables import events_table, units_table
+from openautotune.store.ingest_tables import events_table, exposures_table, units_table
 
 Row = Mapping[str, Any]
 # The order `events copy` reads each table in, and the key it resumes after.
-COPY_KEYS = {"units": ("autotune_id", "run", "unit_id"), "events": ("dedup_key",)}
+COPY_KEYS = {"units": ("autotune_id", "run", "unit_id"), "events": ("dedup_key",), "exposures": ("dedup_key",)}
+COPY_SOURCES = {
+    "units": (units_table, UNIT_COLUMNS),
+    "events": (events_table, EVENT_COLUMNS),
+    "exposures": (exposures_table, EXPOSURE_COLUMNS),
+}
 
 
 def earliest_per_unit(units: Sequence[Row]) -> list[Row]:
@@ -147,11 +152,17 @@ class SqlEvents:
             events = conn.execute(sa.select(sa.func.count()).select_from(events_table)).scalar_one()
         return int(units), int(events)
 
+    def exposure_count(self) -> int:
+        """Raw exposures stored (one per dedup key)."""
+        with self.db.read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(exposures_table)).scalar_one())
+
     def page(self, table: str, after: Sequence[Any] | None, size: int) -> list[dict[str, Any]]:
-        """Up to `size` rows of `units` (by autotune, run, unit) or `events` (by dedup key) after `after`."""
-        source = units_table if table == "units" else events_table
+        """Up to `size` rows of `units` (by autotune, run, unit), `events` or `exposures` (by dedup key)
+        after `after`."""
+        source, names = COPY_SOURCES[table]
         key = [source.c[name] for name in COPY_KEYS[table]]
-        columns = [source.c[name] for name in (UNIT_COLUMNS if table == "units" else EVENT_COLUMNS)]
+        columns = [source.c[name] for name in names]
         query = sa.select(*columns).order_by(*key).limit(size)
         if after is not None:
             query = query.where(sa.tuple_(*key) > sa.tuple_(*[sa.literal(value) for value in after]))

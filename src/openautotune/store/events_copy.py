@@ -1,7 +1,8 @@
-"""`openautotune events copy`: move units and events from one event store to another, resumably.
+"""`openautotune events copy`: move units, events and raw exposures from one event store to another,
+resumably.
 
-Reads each table of the source in key order (units by (autotune, run, unit), events by dedup key) a
-page at a time and hands every page to the target's bulk `write_rows`. After each page the last key
+Reads each table of the source in key order (units by (autotune, run, unit), events and exposures by
+dedup key) a page at a time and hands every page to the target's bulk `write_rows`. After each page the last key
 is saved in a checkpoint file, so an interrupted copy resumes after the last page it finished; a page
 written twice (a crash between the write and the checkpoint) is skipped by the target's idempotent
 writes, so nothing is stored twice. At the end the two stores' counts are compared.
@@ -16,16 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-TABLES = ("units", "events")
+TABLES = ("units", "events", "exposures")
 DEFAULT_PAGE = 20_000
 
 
 class Copyable(Protocol):
     """An event store that can also list its rows in key order (`SqlEvents`, `ClickHouseEvents`)."""
 
-    def write_rows(self, units: Sequence[Any], events: Sequence[Any]) -> int: ...
+    def write_rows(self, units: Sequence[Any], events: Sequence[Any], exposures: Sequence[Any] = ()) -> int: ...
 
     def counts(self) -> tuple[int, int]: ...
+
+    def exposure_count(self) -> int: ...
 
     def close(self) -> None: ...
 
@@ -34,13 +37,15 @@ class Copyable(Protocol):
 
 @dataclass(frozen=True)
 class CopyReport:
-    source_counts: tuple[int, int]
+    source_counts: tuple[int, int]  # (units, events)
     target_counts: tuple[int, int]
     copied: dict[str, int]
+    source_exposures: int = 0
+    target_exposures: int = 0
 
     @property
     def verified(self) -> bool:
-        return self.source_counts == self.target_counts
+        return self.source_counts == self.target_counts and self.source_exposures == self.target_exposures
 
 
 def _load(checkpoint: Path | None) -> dict[str, Any]:
@@ -70,7 +75,8 @@ def copy_events(
     page_size: int = DEFAULT_PAGE,
     on_page: Callable[[str, int], None] | None = None,
 ) -> CopyReport:
-    """Copy every unit and event of `source` into `target`; `on_page(table, rows)` reports progress."""
+    """Copy every unit, event and raw exposure of `source` into `target`; `on_page(table, rows)` reports
+    progress."""
     state = _load(checkpoint)
     copied = dict.fromkeys(TABLES, 0)
     for table in TABLES:
@@ -81,11 +87,19 @@ def copy_events(
                 break
             if table == "units":
                 target.write_rows(rows, [])
-            else:
+            elif table == "events":
                 target.write_rows([], rows)
+            else:
+                target.write_rows([], [], exposures=rows)
             state[table] = _key(table, rows[-1])
             _save(checkpoint, state)
             copied[table] += len(rows)
             if on_page is not None:
                 on_page(table, len(rows))
-    return CopyReport(source_counts=source.counts(), target_counts=target.counts(), copied=copied)
+    return CopyReport(
+        source_counts=source.counts(),
+        target_counts=target.counts(),
+        copied=copied,
+        source_exposures=source.exposure_count(),
+        target_exposures=target.exposure_count(),
+    )

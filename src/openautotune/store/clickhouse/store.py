@@ -279,9 +279,14 @@ class ClickHouseEvents:
         ((events,),) = self.main.rows("SELECT uniqExact(dedup_key) FROM events")
         return int(units), int(events)
 
+    def exposure_count(self) -> int:
+        """Raw exposures stored: distinct dedup keys."""
+        ((exposures_stored,),) = self.main.rows("SELECT uniqExact(dedup_key) FROM exposures")
+        return int(exposures_stored)
+
     def page(self, table: str, after: Sequence[Any] | None, size: int) -> list[dict[str, Any]]:
-        """Up to `size` rows of `units` (one per unit: its earliest) or `events` (one per dedup key),
-        in key order after `after` (`events copy` out of ClickHouse)."""
+        """Up to `size` rows of `units` (one per unit: its earliest), `events` or `exposures` (one per
+        dedup key), in key order after `after` (`events copy` out of ClickHouse)."""
         if table == "units":
             key = "(autotune_id, run, unit_id)"
             picked = ", ".join(
@@ -291,8 +296,8 @@ class ClickHouseEvents:
             names: tuple[str, ...] = schema.UNIT_COLUMNS
         else:
             key = "dedup_key"
-            picked = ", ".join(name if name == "dedup_key" else f"any({name})" for name in schema.EVENT_COLUMNS)
-            names = schema.EVENT_COLUMNS
+            names = schema.EVENT_COLUMNS if table == "events" else schema.EXPOSURE_COLUMNS
+            picked = ", ".join(name if name == "dedup_key" else f"any({name})" for name in names)
         where = ""
         if after is not None:
             bound = ", ".join(literal(value) for value in after)
@@ -303,11 +308,12 @@ class ClickHouseEvents:
         out = []
         for row in rows:
             item = dict(zip(names, row, strict=True))
-            for name in ("features", "metadata"):
+            for name in ("features", "metadata", "user"):
                 if item.get(name):
                     item[name] = orjson.loads(item[name])
-            if "explore" in item:
-                item["explore"] = bool(item["explore"])
+            for name in ("explore", "analysable"):
+                if name in item:
+                    item[name] = bool(item[name])
             out.append(item)
         return out
 
