@@ -145,6 +145,12 @@ class SqlEvents:
         with self.db.read() as conn:
             return exposure_log.daily_counts(conn, autotune_id, run)
 
+    def forget_exposures(self, autotune_id: str) -> None:
+        """Delete a deleted autotune's raw exposures (on the main database `ingest.forget_autotune`
+        already does, in the deleting transaction; this serves a separate SQL event store)."""
+        with self.db.write() as conn:
+            conn.execute(exposures_table.delete().where(exposures_table.c.autotune_id == autotune_id))
+
     def counts(self) -> tuple[int, int]:
         """(units, events) stored: one per (autotune, run, unit) and one per dedup key."""
         with self.db.read() as conn:
