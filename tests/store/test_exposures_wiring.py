@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from openautotune.service import autotunes, exposures_log
 from openautotune.service.ingest.log_processor import LogProcessor
 from openautotune.store.clickhouse.store import ClickHouseEvents
+from openautotune.store.event_store import EventStoreUnavailable
 from openautotune.testing import TestApp, make_test_app
 from tests.ingest.conftest import Ingest, create_autotune, custom_event, exposure
 from tests.web.helpers import sign_in
@@ -140,3 +141,32 @@ def test_log_first_ingestion_puts_exposures_in_clickhouse(tmp_path: Path) -> Non
         assert ingest.exposures() == []
         assert len(exposures_log.recent(app.db, autotune_id, limit=100)) == 39
     app.db.dispose()
+
+
+def test_a_clickhouse_failure_after_the_units_fails_the_batch_and_the_retry_stores_each_row_once(
+    pair: tuple[Ingest, Ingest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, on_chdb = pair
+    made = create_autotune(on_chdb.app, "colors")
+    store = on_chdb.app.db.events
+    assert isinstance(store, ClickHouseEvents)
+    batch = _batches(on_chdb, made.id, [variant.id for variant in made.definition.variants])[0]
+    real_insert = store.main.insert
+
+    def exposures_refused(table: str, columns: Any, rows: Any) -> None:
+        if table == "exposures":
+            raise EventStoreUnavailable("chdb: exposures refused")
+        real_insert(table, columns, rows)
+
+    monkeypatch.setattr(store.main, "insert", exposures_refused)
+    response = on_chdb.post(batch)
+    assert response.status_code == 503 and "exposures refused" in response.json()["message"]
+    assert store.main.rows("SELECT count() FROM units") == [(12,)]  # written before the failure...
+    assert store.main.rows("SELECT count() FROM exposures") == [(0,)]
+    assert on_chdb.exposures() == []  # ...but nothing acknowledged, nothing in the main database
+
+    monkeypatch.setattr(store.main, "insert", real_insert)
+    assert on_chdb.post(batch).status_code == 200  # the SDK's retry completes the batch, once
+    assert store.main.rows("SELECT count() FROM units") == [(12,)]
+    assert store.main.rows("SELECT count() FROM exposures") == [(13,)]
+    assert store.counts() == (12, 4)
