@@ -8,6 +8,7 @@
 - `events` holds one row per (event, id the user carried), so the engine can join events to units
   by the autotune's id type and by time.
 Both raw tables carry a content hash (`dedup_key`, unique) so a re-sent batch inserts nothing twice.
+With an event store set (ClickHouse, docs/scale.md) all three live there instead and these stay empty.
 """
 
 from __future__ import annotations
