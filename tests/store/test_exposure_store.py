@@ -136,3 +136,12 @@ def test_forgetting_an_autotune_deletes_only_its_exposures(event_store: EventSto
     assert _wait_until(gone)
     assert event_store.daily_exposures(autotune_id="colors", run=1) == {}
     assert len(event_store.recent_exposures(autotune_id="other", limit=10)) == 6
+
+
+def test_exposures_are_listed_for_copy_in_dedup_key_order_with_every_column(event_store: EventStore) -> None:
+    rows = exposure_rows()
+    event_store.write_rows([], [], rows)
+    listed = event_store.page("exposures", None, 50)  # type: ignore[attr-defined]
+    listed += event_store.page("exposures", [listed[-1]["dedup_key"]], 1000)  # type: ignore[attr-defined]
+    assert listed == sorted(rows, key=lambda row: row["dedup_key"])
+    assert event_store.exposure_count() == len(rows)  # type: ignore[attr-defined]
