@@ -186,3 +186,28 @@ def generated(seed: int = 7, units: int = 1500) -> list[Batch]:
         Batch(units=unit_rows, events=event_rows[half - 100 :]),
         Batch(units=unit_rows[:200], events=event_rows[:300]),  # re-delivered
     ]
+
+
+def late_exposures(seed: int = 11) -> Batch:
+    """Earlier exposures of about one unit in ten of `generated()`, arriving after it (the `late` rows
+    of ClickHouse): some move the unit to an earlier window, some before the first read, some change
+    its variant or version; a few are exposed twice more, the earliest arriving last."""
+    rng = random.Random(seed)
+    rows = []
+    for stored in generated()[1].units:
+        if rng.random() < 0.1:
+            at = stored["first_exposure_ms"] - rng.choice([1, 10 * MIN, 40 * MIN, 90 * MIN, 3 * HOUR])
+            variant, version = rng.choice(["va", "vb"]), rng.choice([1, 2, None])
+            rows.append(unit(stored["unit_id"], variant, at, version, autotune=GENERATED))
+            if rng.random() < 0.2:
+                rows.append(unit(stored["unit_id"], "vb", at - 5 * MIN, 2, autotune=GENERATED))
+    return Batch(units=rows, events=[])
+
+
+# Incremental reads of one hour or less over the generated set, as the engine's hourly updates make them.
+WINDOWS = [
+    (T0 + 30 * MIN, T0 + HOUR + 30 * MIN),
+    (T0 + HOUR + 30 * MIN, T0 + 2 * HOUR + 30 * MIN),
+    (T0 + 2 * HOUR + 30 * MIN, T0 + 3 * HOUR + 30 * MIN),
+    (T0 + 3 * HOUR + 30 * MIN, T0 + 4 * HOUR),
+]

@@ -124,19 +124,17 @@ class ClickHouseEvents:
         """Per-(variant, period) sums over the units matured in `(matured_after_ms, as_of_ms]`."""
         window = Window(autotune_id, run, matured_after_ms, as_of_ms)
         rows = self._on_shards(lambda u, e: aggregates_sql(definition, window, units=u, events=e))
-        # Per (variant, period): exposed units from the `units` rows, converted units and values from the
-        # `hits` rows, added over shards (a converted unit is always an exposed one).
+        # Per (variant, period): every row holds some of the sums and zeros elsewhere (see
+        # `aggregates_sql`), so they are added whatever their kind, over shards too (a unit lives on one).
         summed: dict[tuple[str, int], list[float]] = {}
-        for kind, v, p, n, successes, total, total_sq in rows:
+        for _kind, v, p, n, converted, successes, total, total_sq in rows:
             key = (str(v), 0 if int(p) == NO_VERSION else int(p))
             sums = summed.setdefault(key, [0, 0, 0, 0.0, 0.0])
-            if kind == "units":
-                sums[0] += int(n)
-            else:
-                sums[1] += int(n)
-                sums[2] += int(successes)
-                sums[3] += float(total)
-                sums[4] += float(total_sq)
+            sums[0] += int(n)
+            sums[1] += int(converted)
+            sums[2] += int(successes)
+            sums[3] += float(total)
+            sums[4] += float(total_sq)
         return [
             Aggregate(
                 variant_id=variant,
