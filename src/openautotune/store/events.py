@@ -91,6 +91,12 @@ class SqlEvents:
                 conn, autotune_id=autotune_id, run=run, definition=definition, as_of_ms=as_of_ms
             )
 
+    def forget_autotune(self, autotune_id: str) -> None:
+        """Delete the units and exposures of a deleted autotune (a no-op repeat when this is the main
+        database, whose deleting transaction already did it; needed when the events URL names another)."""
+        with self.db.write() as conn:
+            ingest.forget_autotune(conn, autotune_id)
+
     def counts(self) -> tuple[int, int]:
         """(units, events) stored: one per (autotune, run, unit) and one per dedup key."""
         with self.db.read() as conn:

@@ -11,6 +11,7 @@ Holds the connections and decides which node runs what:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,9 @@ from openautotune.store.clickhouse.attribution import NO_PROPENSITY, NO_VERSION,
 from openautotune.store.clickhouse.client import ChdbClient, Client, NativeClient, literal
 from openautotune.store.clickhouse.url import ClickHouseUrl, parse
 from openautotune.store.contextual import UnitRow
+
+# How long deleting an autotune waits for ClickHouse's background mutation to drop its units.
+FORGET_WAIT_SECONDS = 10.0
 
 
 class _DistributedSync(NativeClient):
@@ -178,6 +182,32 @@ class ClickHouseEvents:
                 )
             )
         return out
+
+    # --- deleting an autotune ---------------------------------------------------------------------
+
+    def forget_autotune(self, autotune_id: str, *, wait_seconds: float = FORGET_WAIT_SECONDS) -> None:
+        """Delete every unit of `autotune_id` (all runs), on every shard's local table.
+
+        Ids are names' hashes and a namesake starts at run 1 again, so units left behind would be read,
+        and would make the writer skip the namesake's exposures as already stored. An `ALTER TABLE ...
+        DELETE` is a mutation, applied in the background (18.16 has no `mutations_sync`): this waits
+        until no row of the autotune is left, up to `wait_seconds`, so a namesake created right after
+        starts empty; a mutation still running then finishes on its own (only parts that existed when
+        it was submitted are rewritten, so a namesake's new rows are never touched). Events are not per
+        autotune and stay. Raises `EventStoreUnavailable` when a shard refuses or cannot be reached."""
+        nodes, units, _events = self._readers()
+        condition = f"autotune_id = {literal(autotune_id)}"
+
+        def holds_rows(node: Client) -> bool:
+            return node.rows(f"SELECT count() FROM {units} WHERE {condition}") != [(0,)]
+
+        pending = [node for node in nodes if holds_rows(node)]
+        for node in pending:
+            node.execute(f"ALTER TABLE {units} DELETE WHERE {condition}")
+        deadline = time.monotonic() + wait_seconds
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pending = [node for node in pending if holds_rows(node)]
 
     # --- copy and maintenance ----------------------------------------------------------------------
 
