@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from openautotune.store.attribution import BEGINNING_MS, Aggregate
+from openautotune.store.clickhouse.attribution import Window, is_windowed
 from openautotune.store.clickhouse.client import NativeClient
 from openautotune.store.clickhouse.store import ClickHouseEvents
 from openautotune.store.event_store import EventStore
@@ -20,6 +21,7 @@ from .event_fixture import (
     AUTOTUNE,
     DEFINITIONS,
     GENERATED,
+    HOUR,
     MIN,
     REFERENCE,
     SPLIT,
@@ -192,3 +194,12 @@ def test_forgetting_an_autotune_deletes_its_units_only(event_store: EventStore) 
     assert aggregates(event_store, "value", BEGINNING_MS, AS_OF, GENERATED) == before
     load(event_store, scenario())  # the same units again (a namesake): stored anew, not skipped
     assert table(aggregates(event_store, "value", BEGINNING_MS, AS_OF)) == REFERENCE["value"]
+
+
+def test_the_one_pass_form_is_taken_by_windowed_reads_only() -> None:
+    """From the beginning: the two-part form (faster over every unit). Near time 0, where a unit
+    without events (join defaults: time 0) could pass `time >= first exposure`: the two-part form too."""
+    value = DEFINITIONS["value"]
+    assert not is_windowed(value, Window(AUTOTUNE, 1, BEGINNING_MS, AS_OF))
+    assert is_windowed(value, Window(AUTOTUNE, 1, SPLIT, AS_OF))
+    assert not is_windowed(value, Window(AUTOTUNE, 1, HOUR // 2, 3 * HOUR))
