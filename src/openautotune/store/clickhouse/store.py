@@ -30,6 +30,17 @@ from openautotune.store.contextual import UnitRow
 FORGET_WAIT_SECONDS = 10.0
 
 
+def _tables_with_autotunes(node: Client) -> list[str]:
+    """The tables of the node's database that hold rows per autotune: MergeTree tables (not the
+    `Distributed` ones over them) with an `autotune_id` column."""
+    query = (
+        "SELECT table FROM system.columns WHERE database = currentDatabase() AND name = 'autotune_id' "
+        "AND table IN (SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND engine LIKE '%MergeTree') ORDER BY table"
+    )
+    return [str(table) for (table,) in node.rows(query)]
+
+
 class _DistributedSync(NativeClient):
     """The initiator of a cluster: inserts into Distributed tables return once every shard has them."""
 
@@ -186,7 +197,8 @@ class ClickHouseEvents:
     # --- deleting an autotune ---------------------------------------------------------------------
 
     def forget_autotune(self, autotune_id: str, *, wait_seconds: float = FORGET_WAIT_SECONDS) -> None:
-        """Delete every unit of `autotune_id` (all runs), on every shard's local table.
+        """Delete every row of `autotune_id` (all runs) from each table that has an `autotune_id`
+        column (units, and raw exposures where they live here), on every shard's local tables.
 
         Ids are names' hashes and a namesake starts at run 1 again, so units left behind would be read,
         and would make the writer skip the namesake's exposures as already stored. An `ALTER TABLE ...
@@ -195,19 +207,19 @@ class ClickHouseEvents:
         starts empty; a mutation still running then finishes on its own (only parts that existed when
         it was submitted are rewritten, so a namesake's new rows are never touched). Events are not per
         autotune and stay. Raises `EventStoreUnavailable` when a shard refuses or cannot be reached."""
-        nodes, units, _events = self._readers()
+        nodes, _units, _events = self._readers()
         condition = f"autotune_id = {literal(autotune_id)}"
 
-        def holds_rows(node: Client) -> bool:
-            return node.rows(f"SELECT count() FROM {units} WHERE {condition}") != [(0,)]
+        def holds_rows(node: Client, table: str) -> bool:
+            return node.rows(f"SELECT count() FROM {table} WHERE {condition}") != [(0,)]
 
-        pending = [node for node in nodes if holds_rows(node)]
-        for node in pending:
-            node.execute(f"ALTER TABLE {units} DELETE WHERE {condition}")
+        pending = [(node, table) for node in nodes for table in _tables_with_autotunes(node) if holds_rows(node, table)]
+        for node, table in pending:
+            node.execute(f"ALTER TABLE {table} DELETE WHERE {condition}")
         deadline = time.monotonic() + wait_seconds
         while pending and time.monotonic() < deadline:
             time.sleep(0.05)
-            pending = [node for node in pending if holds_rows(node)]
+            pending = [(node, table) for node, table in pending if holds_rows(node, table)]
 
     # --- copy and maintenance ----------------------------------------------------------------------
 
