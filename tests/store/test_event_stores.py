@@ -190,6 +190,7 @@ def test_forgetting_an_autotune_deletes_its_units_only(event_store: EventStore) 
     load(event_store, generated())
     before = aggregates(event_store, "value", BEGINNING_MS, AS_OF, GENERATED)
     event_store.forget_autotune(AUTOTUNE)
+    assert event_store.wait_forgotten(AUTOTUNE)
     assert aggregates(event_store, "value", BEGINNING_MS, AS_OF) == []
     assert aggregates(event_store, "value", BEGINNING_MS, AS_OF, GENERATED) == before
     load(event_store, scenario())  # the same units again (a namesake): stored anew, not skipped

@@ -38,7 +38,12 @@ class EventStore(Protocol):
     ) -> list[UnitRow]: ...
 
     def forget_autotune(self, autotune_id: str) -> None:
-        """Delete the units of a deleted autotune (a namesake gets the same id and starts at run 1)."""
+        """Delete (or submit the deletion of) the units of a deleted autotune (a namesake gets the same
+        id and starts at run 1); raises EventStoreUnavailable when it cannot."""
+        ...
+
+    def wait_forgotten(self, autotune_id: str) -> bool:
+        """Wait, boundedly, until a submitted deletion is done; False when not confirmed."""
         ...
 
     def close(self) -> None: ...

@@ -97,6 +97,10 @@ class SqlEvents:
         with self.db.write() as conn:
             ingest.forget_autotune(conn, autotune_id)
 
+    def wait_forgotten(self, autotune_id: str) -> bool:
+        """`forget_autotune` deleted in its own transaction: nothing to wait for."""
+        return True
+
     def counts(self) -> tuple[int, int]:
         """(units, events) stored: one per (autotune, run, unit) and one per dedup key."""
         with self.db.read() as conn:

@@ -10,6 +10,7 @@ Holds the connections and decides which node runs what:
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,9 @@ from openautotune.store.clickhouse.attribution import NO_PROPENSITY, NO_VERSION,
 from openautotune.store.clickhouse.client import ChdbClient, Client, NativeClient, literal
 from openautotune.store.clickhouse.url import ClickHouseUrl, parse
 from openautotune.store.contextual import UnitRow
+from openautotune.store.event_store import EventStoreUnavailable
+
+log = logging.getLogger("openautotune.events")
 
 # How long deleting an autotune waits for ClickHouse's background mutation to drop its units.
 FORGET_WAIT_SECONDS = 10.0
@@ -196,30 +200,46 @@ class ClickHouseEvents:
 
     # --- deleting an autotune ---------------------------------------------------------------------
 
-    def forget_autotune(self, autotune_id: str, *, wait_seconds: float = FORGET_WAIT_SECONDS) -> None:
-        """Delete every row of `autotune_id` (all runs) from each table that has an `autotune_id`
-        column (units, and raw exposures where they live here), on every shard's local tables.
+    def forget_autotune(self, autotune_id: str) -> None:
+        """Submit the deletion of every row of `autotune_id` (all runs) from each table that has an
+        `autotune_id` column (units, and raw exposures where they live here), on every shard's local
+        tables; `wait_forgotten` waits for it.
 
         Ids are names' hashes and a namesake starts at run 1 again, so units left behind would be read,
         and would make the writer skip the namesake's exposures as already stored. An `ALTER TABLE ...
-        DELETE` is a mutation, applied in the background (18.16 has no `mutations_sync`): this waits
-        until no row of the autotune is left, up to `wait_seconds`, so a namesake created right after
-        starts empty; a mutation still running then finishes on its own (only parts that existed when
-        it was submitted are rewritten, so a namesake's new rows are never touched). Events are not per
-        autotune and stay. Raises `EventStoreUnavailable` when a shard refuses or cannot be reached."""
-        nodes, _units, _events = self._readers()
-        condition = f"autotune_id = {literal(autotune_id)}"
+        DELETE` is a mutation, applied in the background (18.16 has no `mutations_sync`); it rewrites
+        only parts that existed when it was submitted, so a namesake's new rows are never touched.
+        Events are not per autotune and stay. Raises `EventStoreUnavailable` when a shard refuses or
+        cannot be reached (the caller then keeps the autotune: see `service.autotunes.delete`)."""
+        for node, table in self._holding(autotune_id, self._readers()[0]):
+            node.execute(f"ALTER TABLE {table} DELETE WHERE autotune_id = {literal(autotune_id)}")
 
-        def holds_rows(node: Client, table: str) -> bool:
-            return node.rows(f"SELECT count() FROM {table} WHERE {condition}") != [(0,)]
-
-        pending = [(node, table) for node in nodes for table in _tables_with_autotunes(node) if holds_rows(node, table)]
-        for node, table in pending:
-            node.execute(f"ALTER TABLE {table} DELETE WHERE {condition}")
+    def wait_forgotten(self, autotune_id: str, wait_seconds: float = FORGET_WAIT_SECONDS) -> bool:
+        """Wait until no row of `autotune_id` is left (the mutations of `forget_autotune` done), up to
+        `wait_seconds`, so a namesake created right after starts empty. False (and a warning) when
+        rows are still there or the store cannot be asked: the mutations then finish on their own."""
         deadline = time.monotonic() + wait_seconds
-        while pending and time.monotonic() < deadline:
-            time.sleep(0.05)
-            pending = [(node, table) for node, table in pending if holds_rows(node, table)]
+        try:
+            while pending := self._holding(autotune_id, self._readers()[0]):
+                if time.monotonic() >= deadline:
+                    log.warning("ClickHouse still deleting autotune %s in %d table(s)", autotune_id, len(pending))
+                    return False
+                time.sleep(0.05)
+        except EventStoreUnavailable as error:
+            log.warning("ClickHouse deletion of autotune %s not confirmed: %s", autotune_id, error)
+            return False
+        return True
+
+    @staticmethod
+    def _holding(autotune_id: str, nodes: Sequence[Client]) -> list[tuple[Client, str]]:
+        """(node, table) pairs that still hold rows of `autotune_id`."""
+        condition = f"autotune_id = {literal(autotune_id)}"
+        return [
+            (node, table)
+            for node in nodes
+            for table in _tables_with_autotunes(node)
+            if node.rows(f"SELECT count() FROM {table} WHERE {condition}") != [(0,)]
+        ]
 
     # --- copy and maintenance ----------------------------------------------------------------------
 
