@@ -227,3 +227,28 @@ def health_generated(seed: int = 11) -> list[Batch]:
             earlier = row["first_exposure_ms"] - rng.choice([MIN, 20 * MIN, 70 * MIN])
             late.append({**row, "first_exposure_ms": earlier, "variant_id": rng.choice(["va", "vb"])})
     return [*batches, Batch(units=late[: len(late) // 2], events=[]), Batch(units=late[len(late) // 2 :], events=[])]
+
+
+def late_exposures(seed: int = 11) -> Batch:
+    """Earlier exposures of about one unit in ten of `generated()`, arriving after it (the `late` rows
+    of ClickHouse): some move the unit to an earlier window, some before the first read, some change
+    its variant or version; a few are exposed twice more, the earliest arriving last."""
+    rng = random.Random(seed)
+    rows = []
+    for stored in generated()[1].units:
+        if rng.random() < 0.1:
+            at = stored["first_exposure_ms"] - rng.choice([1, 10 * MIN, 40 * MIN, 90 * MIN, 3 * HOUR])
+            variant, version = rng.choice(["va", "vb"]), rng.choice([1, 2, None])
+            rows.append(unit(stored["unit_id"], variant, at, version, autotune=GENERATED))
+            if rng.random() < 0.2:
+                rows.append(unit(stored["unit_id"], "vb", at - 5 * MIN, 2, autotune=GENERATED))
+    return Batch(units=rows, events=[])
+
+
+# Incremental reads of one hour or less over the generated set, as the engine's hourly updates make them.
+WINDOWS = [
+    (T0 + 30 * MIN, T0 + HOUR + 30 * MIN),
+    (T0 + HOUR + 30 * MIN, T0 + 2 * HOUR + 30 * MIN),
+    (T0 + 2 * HOUR + 30 * MIN, T0 + 3 * HOUR + 30 * MIN),
+    (T0 + 3 * HOUR + 30 * MIN, T0 + 4 * HOUR),
+]

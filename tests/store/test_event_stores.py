@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from openautotune.store.attribution import BEGINNING_MS, Aggregate
+from openautotune.store.clickhouse.attribution import Window, is_windowed
 from openautotune.store.clickhouse.client import NativeClient
 from openautotune.store.clickhouse.store import ClickHouseEvents
 from openautotune.store.event_store import EventStore
@@ -20,12 +21,15 @@ from .event_fixture import (
     AUTOTUNE,
     DEFINITIONS,
     GENERATED,
+    HOUR,
     MIN,
     REFERENCE,
     SPLIT,
     T0,
+    WINDOWS,
     Batch,
     generated,
+    late_exposures,
     scenario,
     unit,
 )
@@ -152,3 +156,51 @@ def test_a_late_earlier_exposure_moves_the_unit_to_its_window(event_store: Event
     first = table(aggregates(event_store, "occurrence", BEGINNING_MS, SPLIT))
     second = table(aggregates(event_store, "occurrence", SPLIT, AS_OF))
     assert first == {("va", 1): (1, 0, 0.0, 0.0, 0)} and second == {}
+
+
+def test_hourly_reads_with_late_exposures_match_sqlite(
+    event_store: EventStore, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Incremental reads (ClickHouse's one-pass form) over the generated set plus late, earlier
+    exposures: ties in event time, rejected values and units moved to earlier windows, per window and
+    summed with the first read from the beginning, as SQLite answers them."""
+    batches = [*generated(), late_exposures()]
+    (tmp_path / "reference").mkdir()
+    generator = open_store("sqlite", request, tmp_path / "reference")
+    reference = next(generator)
+    load(reference, batches)
+    load(event_store, batches)
+    rejected_in_windows = 0
+    for name in DEFINITIONS:
+        for after, as_of in [(BEGINNING_MS, WINDOWS[0][0]), *WINDOWS]:
+            expected = table(aggregates(reference, name, after, as_of, GENERATED))
+            assert table(aggregates(event_store, name, after, as_of, GENERATED)) == expected, (name, after)
+            if after != BEGINNING_MS:
+                rejected_in_windows += sum(row[4] for row in expected.values())
+    assert rejected_in_windows > 10
+    full = aggregates(reference, "value", BEGINNING_MS, WINDOWS[-1][1], GENERATED)
+    assert sum(row.units for row in full) == 1500
+    for _ in generator:
+        pass
+
+
+def test_forgetting_an_autotune_deletes_its_units_only(event_store: EventStore) -> None:
+    """Every run of the autotune, on every shard; the other autotunes' units and all events stay."""
+    load(event_store, scenario())
+    load(event_store, generated())
+    before = aggregates(event_store, "value", BEGINNING_MS, AS_OF, GENERATED)
+    event_store.forget_autotune(AUTOTUNE)
+    assert event_store.wait_forgotten(AUTOTUNE)
+    assert aggregates(event_store, "value", BEGINNING_MS, AS_OF) == []
+    assert aggregates(event_store, "value", BEGINNING_MS, AS_OF, GENERATED) == before
+    load(event_store, scenario())  # the same units again (a namesake): stored anew, not skipped
+    assert table(aggregates(event_store, "value", BEGINNING_MS, AS_OF)) == REFERENCE["value"]
+
+
+def test_the_one_pass_form_is_taken_by_windowed_reads_only() -> None:
+    """From the beginning: the two-part form (faster over every unit). Near time 0, where a unit
+    without events (join defaults: time 0) could pass `time >= first exposure`: the two-part form too."""
+    value = DEFINITIONS["value"]
+    assert not is_windowed(value, Window(AUTOTUNE, 1, BEGINNING_MS, AS_OF))
+    assert is_windowed(value, Window(AUTOTUNE, 1, SPLIT, AS_OF))
+    assert not is_windowed(value, Window(AUTOTUNE, 1, HOUR // 2, 3 * HOUR))

@@ -81,3 +81,50 @@ def test_a_store_that_is_down_fails_the_batch_and_the_update_then_both_recover(a
     outcome = update_autotune(ingest.app.db, ingest.app.clock, autotune.id, ingest.now + 2 * HOUR)
     assert outcome.updated and outcome.new_units == 4
     down.close()
+
+
+CONSOLE = "/console/v1/autotunes"
+
+
+def test_deleting_an_autotune_deletes_its_clickhouse_units_and_a_namesake_starts_empty(app_on_chdb: Ingest) -> None:
+    """A namesake gets the same id and starts at run 1: the deleted one's units must not be read by it,
+    nor make the writer skip its exposures as already stored. Other autotunes keep theirs."""
+    ingest = app_on_chdb
+    events = ingest.app.db.events
+    assert isinstance(events, ClickHouseEvents)
+    colors, sizes = create_autotune(ingest.app, "colors"), create_autotune(ingest.app, "sizes")
+    assert ingest.post(_batch(ingest, colors.id, range(6), colors.definition.variants[0].id)).status_code == 200
+    assert ingest.post(_batch(ingest, sizes.id, range(3), sizes.definition.variants[0].id)).status_code == 200
+    assert events.counts()[0] == 9
+
+    response = ingest.client.delete(f"{CONSOLE}/{colors.id}", headers=ingest.app.console_headers())
+    assert response.status_code == 200, response.text
+    assert events.main.rows("SELECT autotune_id, count() FROM units GROUP BY autotune_id") == [(sizes.id, 3)]
+
+    again = create_autotune(ingest.app, "colors")
+    assert again.id == colors.id
+    ingest.app.clock.advance(60_000)
+    assert ingest.post(_batch(ingest, again.id, range(4), again.definition.variants[1].id)).status_code == 200
+    outcome = update_autotune(ingest.app.db, ingest.app.clock, again.id, ingest.now + 2 * HOUR)
+    assert outcome.updated and outcome.new_units == 4
+
+
+def test_deleting_an_autotune_while_clickhouse_is_down_deletes_nothing(app_on_chdb: Ingest) -> None:
+    """503 and the autotune stays (its units would be read by a namesake); the retry succeeds."""
+    ingest = app_on_chdb
+    autotune = create_autotune(ingest.app, "colors")
+    working = ingest.app.db.events
+    down = ClickHouseEvents(f"clickhouse://default:@127.0.0.1:{_closed_port()}/events")
+    ingest.app.db.events = down
+    headers = ingest.app.console_headers()
+
+    response = ingest.client.delete(f"{CONSOLE}/{autotune.id}", headers=headers)
+    assert response.status_code == 503, response.text
+    assert ingest.client.get(f"{CONSOLE}/{autotune.id}", headers=headers).status_code == 200
+    # Waiting happens after the main commit: a store lost by then is logged, not raised.
+    assert down.wait_forgotten(autotune.id, 0.1) is False
+
+    ingest.app.db.events = working
+    assert ingest.client.delete(f"{CONSOLE}/{autotune.id}", headers=headers).status_code == 200
+    assert ingest.client.get(f"{CONSOLE}/{autotune.id}", headers=headers).status_code == 404
+    down.close()

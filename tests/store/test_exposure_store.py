@@ -128,7 +128,7 @@ def _wait_until(condition: Any, seconds: float = 20.0) -> bool:
 
 def test_forgetting_an_autotune_deletes_only_its_exposures(event_store: EventStore) -> None:
     event_store.write_rows([], [], exposure_rows())
-    event_store.forget_exposures("colors")
+    event_store.forget_autotune("colors")  # units and raw exposures: the Console API's delete calls it
 
     def gone() -> bool:  # on ClickHouse a mutation, applied in the background
         return event_store.recent_exposures(autotune_id="colors", limit=10) == []

@@ -215,6 +215,15 @@ def delete(db: Database, clock: Clock, actor: Actor, autotune_id: str) -> None:
         health.delete_autotune(conn, autotune_id)
         contextual.delete_policies(conn, autotune_id)
         _record(conn, "delete", actor, now, before, None)
+        if db.events is not None:
+            # Units in an event store of their own (ClickHouse) go too, submitted before the main database
+            # commits: if that store is down this raises EventStoreUnavailable (503) and nothing is
+            # deleted, since a namesake (same id, run 1) would read the units left behind (docs/scale.md).
+            db.events.forget_autotune(autotune_id)
+    if db.events is not None:
+        # ClickHouse deletes in the background: wait (bounded) outside the main transaction, so that
+        # a namesake created after this answer starts empty without holding the main write lock.
+        db.events.wait_forgotten(autotune_id)
 
 
 def start(db: Database, clock: Clock, actor: Actor, autotune_id: str) -> Autotune:

@@ -59,8 +59,13 @@ class EventStore(Protocol):
 
     def daily_exposures(self, *, autotune_id: str, run: int) -> dict[tuple[int, str], int]: ...
 
-    # A deleted autotune's raw exposures, in the store that holds them (call after the main
-    # database's delete committed: a ClickHouse delete cannot roll back with it).
-    def forget_exposures(self, autotune_id: str) -> None: ...
+    def forget_autotune(self, autotune_id: str) -> None:
+        """Delete (or submit the deletion of) the units and raw exposures of a deleted autotune (a
+        namesake gets the same id and starts at run 1); raises EventStoreUnavailable when it cannot."""
+        ...
+
+    def wait_forgotten(self, autotune_id: str) -> bool:
+        """Wait, boundedly, until a submitted deletion is done; False when not confirmed."""
+        ...
 
     def close(self) -> None: ...

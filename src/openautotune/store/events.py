@@ -145,11 +145,15 @@ class SqlEvents:
         with self.db.read() as conn:
             return exposure_log.daily_counts(conn, autotune_id, run)
 
-    def forget_exposures(self, autotune_id: str) -> None:
-        """Delete a deleted autotune's raw exposures (on the main database `ingest.forget_autotune`
-        already does, in the deleting transaction; this serves a separate SQL event store)."""
+    def forget_autotune(self, autotune_id: str) -> None:
+        """Delete the units and exposures of a deleted autotune (a no-op repeat when this is the main
+        database, whose deleting transaction already did it; needed when the events URL names another)."""
         with self.db.write() as conn:
-            conn.execute(exposures_table.delete().where(exposures_table.c.autotune_id == autotune_id))
+            ingest.forget_autotune(conn, autotune_id)
+
+    def wait_forgotten(self, autotune_id: str) -> bool:
+        """`forget_autotune` deleted in its own transaction: nothing to wait for."""
+        return True
 
     def counts(self) -> tuple[int, int]:
         """(units, events) stored: one per (autotune, run, unit) and one per dedup key."""

@@ -1,7 +1,7 @@
 """The attribution query in ClickHouse: the same aggregates and per-unit rows as `store.attribution`.
 
 One text runs unchanged on ClickHouse 18.16 (Debian's server) and 26.x (chdb): no CTEs, no window
-functions, no JSONExtract, joins on equality only (the time conditions go in WHERE). Its parts:
+functions, no JSONExtract, joins on equality only (the time conditions go in WHERE or in -If combinators). Its parts:
 
 - matured units: the rows of (autotune, run) first exposed in the window, read as stored; the few units
   with a `late` row (an earlier exposure that arrived after a later one was stored) are grouped with
@@ -12,7 +12,11 @@ functions, no JSONExtract, joins on equality only (the time conditions go in WHE
   `[first exposure, first exposure + W]`; the first one per unit is `argMin(value, (time_ms,
   dedup_key))` (ties in time broken by the content hash, like the SQL path), so an event stored twice
   changes nothing;
-- exposed units counted per (variant, period) from the units alone, converted ones from the hits.
+- the sums per (variant, period), in one of two forms chosen by the read (`aggregates_sql`): the full
+  recompute counts exposed units from the units alone and converted ones from the hits (two small
+  aggregates); a windowed (hourly) read joins the units to their events once and groups by unit
+  (`countIf` / `argMinIf`, the time conditions inside the -If), which is ~30% faster there but 1.6x
+  slower over every unit.
 
 On a cluster this text runs on every shard over its local tables (units and events are sharded by
 `cityHash64(unit_id)`, so each unit's join is shard-local) and the per-shard sums are added.
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openautotune.domain.autotune import Definition
+from openautotune.store.attribution import BEGINNING_MS
 from openautotune.store.clickhouse.client import literal
 
 # A NULL allocation version (or propensity) read through argMin, which skips NULLs, as a sentinel.
@@ -59,30 +64,56 @@ _LATE_UNITS = "SELECT unit_id FROM {units} WHERE autotune_id = {autotune_id} AND
 
 # Each matured unit's first success event in its window: the (small) filtered events on the left, the
 # matured units on the right; argMin per unit picks the first by (time, dedup_key).
+_SUCCESS_EVENTS = """
+            SELECT unit_id, time_ms, dedup_key, ifNull({raw}, '') AS raw
+            FROM {events}
+            WHERE event_name = {event_name} AND id_type = {id_type}
+              AND time_ms > {after} - {window} AND time_ms <= {as_of}{value_filter}"""
+
 _HITS = """
     SELECT unit_id{carry}, argMin(raw, (time_ms, dedup_key)) AS first_raw
     FROM (
         SELECT unit_id, v, p, first_ms, time_ms, dedup_key, raw
-        FROM (
-            SELECT unit_id, time_ms, dedup_key, ifNull({raw}, '') AS raw
-            FROM {events}
-            WHERE event_name = {event_name} AND id_type = {id_type}
-              AND time_ms > {after} - {window} AND time_ms <= {as_of}{value_filter}
-        ) AS e ALL INNER JOIN ({matured_keys}) AS m USING unit_id
+        FROM ({success_events}) AS e ALL INNER JOIN ({matured_keys}) AS m USING unit_id
         WHERE time_ms >= first_ms AND time_ms <= first_ms + {window}
     )
     GROUP BY unit_id"""
 
-# Exposed units per (variant, period) straight from the matured rows, converted ones from the hits:
-# two small aggregates, told apart by `kind` and put side by side by the caller.
+# The full recompute (every unit of the run): exposed units per (variant, period) straight from the
+# matured rows, converted ones from the hits: two small aggregates, told apart by `kind` and added by
+# the caller. The matured units are read twice, but a GROUP BY over every unit (the one-pass form
+# below) made this read 1.6x slower (0.35 s vs 0.22 s on 2M units).
 _AGGREGATES = """
-SELECT 'units' AS kind, v, p, count() AS n, toUInt64(0) AS successes,
+SELECT 'units' AS kind, v, p, count() AS n, toUInt64(0) AS converted, toUInt64(0) AS successes,
        toFloat64(0) AS total, toFloat64(0) AS total_sq
 FROM ({matured}) GROUP BY v, p
 UNION ALL
-SELECT 'hits' AS kind, v, p, count() AS n, count(x) AS successes,
+SELECT 'hits' AS kind, v, p, toUInt64(0) AS n, count() AS converted, count(x) AS successes,
        sum(ifNull(x, 0)) AS total, sum(ifNull(x * x, 0)) AS total_sq
 FROM (SELECT v, p, {number} AS x FROM ({hits_carrying}))
+GROUP BY v, p"""
+
+# A windowed read (an hourly update: few units): one pass. Every matured unit LEFT JOINed to the
+# filtered success events and grouped by unit, counting its hits in [first exposure, + W] and taking
+# the first one's value (argMinIf by (time, dedup_key)); then summed per (variant, period). A unit
+# with no event gets the join's defaults (time_ms 0, raw ''), which fail the If-conditions because
+# its first exposure is after 0 (this form is used only when `after - W >= 0`, see `aggregates_sql`).
+# About 30% faster than the two-part form on an hourly read (it reads the matured units once). Rows
+# have the same shape as `_AGGREGATES`'s, of kind `both`.
+_AGGREGATES_WINDOWED = """
+SELECT 'both' AS kind, v, p, count() AS n, countIf(hits > 0) AS converted, count(x) AS successes,
+       sum(ifNull(x, 0)) AS total, sum(ifNull(x * x, 0)) AS total_sq
+FROM (
+    SELECT v, p, hits, if(hits > 0, {number}, NULL) AS x
+    FROM (
+        SELECT unit_id, any(v) AS v, any(p) AS p,
+               countIf(time_ms >= first_ms AND time_ms <= first_ms + {window}) AS hits,
+               argMinIf(raw, (time_ms, dedup_key), time_ms >= first_ms AND time_ms <= first_ms + {window})
+                   AS first_raw
+        FROM ({matured}) AS m ALL LEFT JOIN ({success_events}) AS e USING unit_id
+        GROUP BY unit_id
+    )
+)
 GROUP BY v, p"""
 
 _UNITS = """
@@ -141,16 +172,18 @@ def _parts(definition: Definition, window: Window, units: str, events: str, cont
     else:
         raw, number = "'1'", "1.0"
     value_filter = f" AND value = {literal(definition.success_event_value)}" if definition.success_event_value else ""
-    hit_values = {
-        "matured_keys": matured_keys,
-        "raw": raw,
-        "event_name": literal(definition.success_event),
-        "id_type": literal(_id_type(definition)),
-        "value_filter": value_filter,
+    success_events = _SUCCESS_EVENTS.format(
+        raw=raw,
+        event_name=literal(definition.success_event),
+        id_type=literal(_id_type(definition)),
+        value_filter=value_filter,
         **values,
-    }
+    )
+    hit_values = {"matured_keys": matured_keys, "success_events": success_events, **values}
     return {
         "matured": matured,
+        "success_events": success_events,
+        "window": values["window"],
         "hits": _HITS.format(carry="", **hit_values),
         "hits_carrying": _HITS.format(carry=", any(v) AS v, any(p) AS p", **hit_values),
         "number": number,
@@ -164,10 +197,19 @@ _CONTEXT_GROUPED = (
 )
 
 
+def is_windowed(definition: Definition, window: Window) -> bool:
+    """Whether the read takes the one-pass form: an incremental read (not from the beginning) whose
+    earliest matured exposure is after time 0, so a join default (time 0) can never count as a hit."""
+    return window.matured_after_ms != BEGINNING_MS and window.matured_after_ms - definition.attribution_ms >= 0
+
+
 def aggregates_sql(definition: Definition, window: Window, *, units: str, events: str) -> str:
-    """Sums of the units matured in the window: rows (kind, v, p, n, successes, total, total_sq) where
-    kind `units` counts exposed units and kind `hits` the converted ones (n) and their values."""
-    return _AGGREGATES.format(**_parts(definition, window, units, events, contextual=False))
+    """Sums of the units matured in the window: rows (kind, v, p, n, converted, successes, total,
+    total_sq), each row holding the part of the sums it knows (zeros elsewhere): kind `units` the
+    exposed units (n), kind `hits` the converted ones and their values, kind `both` everything. The
+    caller adds the rows per (v, p), over shards too."""
+    text = _AGGREGATES_WINDOWED if is_windowed(definition, window) else _AGGREGATES
+    return text.format(**_parts(definition, window, units, events, contextual=False))
 
 
 def units_sql(definition: Definition, window: Window, *, units: str, events: str) -> str:

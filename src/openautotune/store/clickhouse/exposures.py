@@ -27,8 +27,3 @@ def daily_counts_sql(autotune_id: str, run: int, *, table: str = "exposures") ->
         f"FROM {table} WHERE autotune_id = {literal(autotune_id)} AND run = {int(run)} "
         "AND isNotNull(variant_id) GROUP BY day, variant"
     )
-
-
-def forget_sql(autotune_id: str, *, table: str) -> str:
-    """Delete an autotune's exposures from one node's table (a mutation: applied in the background)."""
-    return f"ALTER TABLE {table} DELETE WHERE autotune_id = {literal(autotune_id)}"

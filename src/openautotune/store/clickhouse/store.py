@@ -10,7 +10,9 @@ Holds the connections and decides which node runs what:
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,7 +27,24 @@ from openautotune.store.clickhouse.client import ChdbClient, Client, NativeClien
 from openautotune.store.clickhouse.url import ClickHouseUrl, parse
 from openautotune.store.contextual import UnitRow
 from openautotune.store.delay import ImmatureCell
+from openautotune.store.event_store import EventStoreUnavailable
 from openautotune.store.exposure_log import LoggedExposure, capped
+
+log = logging.getLogger("openautotune.events")
+
+# How long deleting an autotune waits for ClickHouse's background mutation to drop its units.
+FORGET_WAIT_SECONDS = 10.0
+
+
+def _tables_with_autotunes(node: Client) -> list[str]:
+    """The tables of the node's database that hold rows per autotune: MergeTree tables (not the
+    `Distributed` ones over them) with an `autotune_id` column."""
+    query = (
+        "SELECT table FROM system.columns WHERE database = currentDatabase() AND name = 'autotune_id' "
+        "AND table IN (SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND engine LIKE '%MergeTree') ORDER BY table"
+    )
+    return [str(table) for (table,) in node.rows(query)]
 
 
 class _DistributedSync(NativeClient):
@@ -132,19 +151,17 @@ class ClickHouseEvents:
         """Per-(variant, period) sums over the units matured in `(matured_after_ms, as_of_ms]`."""
         window = Window(autotune_id, run, matured_after_ms, as_of_ms)
         rows = self._on_shards(lambda u, e: aggregates_sql(definition, window, units=u, events=e))
-        # Per (variant, period): exposed units from the `units` rows, converted units and values from the
-        # `hits` rows, added over shards (a converted unit is always an exposed one).
+        # Per (variant, period): every row holds some of the sums and zeros elsewhere (see
+        # `aggregates_sql`), so they are added whatever their kind, over shards too (a unit lives on one).
         summed: dict[tuple[str, int], list[float]] = {}
-        for kind, v, p, n, successes, total, total_sq in rows:
+        for _kind, v, p, n, converted, successes, total, total_sq in rows:
             key = (str(v), 0 if int(p) == NO_VERSION else int(p))
             sums = summed.setdefault(key, [0, 0, 0, 0.0, 0.0])
-            if kind == "units":
-                sums[0] += int(n)
-            else:
-                sums[1] += int(n)
-                sums[2] += int(successes)
-                sums[3] += float(total)
-                sums[4] += float(total_sq)
+            sums[0] += int(n)
+            sums[1] += int(converted)
+            sums[2] += int(successes)
+            sums[3] += float(total)
+            sums[4] += float(total_sq)
         return [
             Aggregate(
                 variant_id=variant,
@@ -263,13 +280,48 @@ class ClickHouseEvents:
         rows = self.main.rows(exposures.daily_counts_sql(autotune_id, run))
         return {(int(day), str(variant)): int(n) for day, variant, n in rows}
 
-    def forget_exposures(self, autotune_id: str) -> None:
-        """Delete a deleted autotune's raw exposures on every node that holds them (each shard's local
-        table). A mutation: ClickHouse applies it in the background, shortly after this returns."""
-        nodes, _, _ = self._readers()
-        table = schema.exposures_local_name(self.url.cluster)
-        for node in nodes:
-            node.execute(exposures.forget_sql(autotune_id, table=table))
+    # --- deleting an autotune ---------------------------------------------------------------------
+
+    def forget_autotune(self, autotune_id: str) -> None:
+        """Submit the deletion of every row of `autotune_id` (all runs) from each table that has an
+        `autotune_id` column (units, and raw exposures where they live here), on every shard's local
+        tables; `wait_forgotten` waits for it.
+
+        Ids are names' hashes and a namesake starts at run 1 again, so units left behind would be read,
+        and would make the writer skip the namesake's exposures as already stored. An `ALTER TABLE ...
+        DELETE` is a mutation, applied in the background (18.16 has no `mutations_sync`); it rewrites
+        only parts that existed when it was submitted, so a namesake's new rows are never touched.
+        Events are not per autotune and stay. Raises `EventStoreUnavailable` when a shard refuses or
+        cannot be reached (the caller then keeps the autotune: see `service.autotunes.delete`)."""
+        for node, table in self._holding(autotune_id, self._readers()[0]):
+            node.execute(f"ALTER TABLE {table} DELETE WHERE autotune_id = {literal(autotune_id)}")
+
+    def wait_forgotten(self, autotune_id: str, wait_seconds: float = FORGET_WAIT_SECONDS) -> bool:
+        """Wait until no row of `autotune_id` is left (the mutations of `forget_autotune` done), up to
+        `wait_seconds`, so a namesake created right after starts empty. False (and a warning) when
+        rows are still there or the store cannot be asked: the mutations then finish on their own."""
+        deadline = time.monotonic() + wait_seconds
+        try:
+            while pending := self._holding(autotune_id, self._readers()[0]):
+                if time.monotonic() >= deadline:
+                    log.warning("ClickHouse still deleting autotune %s in %d table(s)", autotune_id, len(pending))
+                    return False
+                time.sleep(0.05)
+        except EventStoreUnavailable as error:
+            log.warning("ClickHouse deletion of autotune %s not confirmed: %s", autotune_id, error)
+            return False
+        return True
+
+    @staticmethod
+    def _holding(autotune_id: str, nodes: Sequence[Client]) -> list[tuple[Client, str]]:
+        """(node, table) pairs that still hold rows of `autotune_id`."""
+        condition = f"autotune_id = {literal(autotune_id)}"
+        return [
+            (node, table)
+            for node in nodes
+            for table in _tables_with_autotunes(node)
+            if node.rows(f"SELECT count() FROM {table} WHERE {condition}") != [(0,)]
+        ]
 
     # --- copy and maintenance ----------------------------------------------------------------------
 
