@@ -60,7 +60,11 @@ def spawn(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.
     process = subprocess.Popen(
         [sys.executable, "-m", "openautotune", *args],
         cwd=ROOT,
-        env={**os.environ, "OPENAUTOTUNE_LOG_LEVEL": "warning", **(env or {})},
+        # No scheduler round during the bench: an engine update would compete for the CPU measured here,
+        # and its query (on tables loaded seconds ago, never analysed) outlived the stopped server and
+        # held up the PostgreSQL schema's DROP for more than 10 minutes.
+        env={**os.environ, "OPENAUTOTUNE_LOG_LEVEL": "warning", "OPENAUTOTUNE_SCHEDULER_FIRST_DELAY_SECONDS": "86400"}
+        | (env or {}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
