@@ -123,11 +123,10 @@ async def _give_back(ahead: asyncio.Future[list[Any]]) -> None:
     """Stopping: messages fetched ahead and not written are handed back (nak) for redelivery at once,
     rather than after the ack wait."""
     try:
-        messages = await ahead
-    except Exception:  # the connection is going away anyway: they come back after the ack wait
+        for msg in await ahead:
+            await msg.nak()
+    except Exception:  # the connection is what failed: they come back after the ack wait
         return
-    for msg in messages:
-        await msg.nak()
 
 
 def _batch(msg: Any) -> LoggedBatch | None:
