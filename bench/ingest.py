@@ -243,6 +243,15 @@ def postgres_schema(base_url: str) -> Iterator[str]:
         yield f"{normalise_url(base_url)}{separator}options=-csearch_path%3D{schema}"
     finally:
         with engine.connect() as conn:
+            # A backend of a server the bench stopped may still be running a query in this schema (the
+            # server has no way to cancel it, and PostgreSQL notices a closed client only when it writes):
+            # DROP would wait for it. The schema is ours, so end whatever still holds a lock in it.
+            holders = (
+                "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema AND l.pid <> pg_backend_pid()"
+            )
+            conn.execute(sa.text(holders), {"schema": schema})
+            conn.execute(sa.text("SET lock_timeout = '60s'"))  # fail loudly rather than hang
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
 

@@ -60,7 +60,11 @@ def spawn(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.
     process = subprocess.Popen(
         [sys.executable, "-m", "openautotune", *args],
         cwd=ROOT,
-        env={**os.environ, "OPENAUTOTUNE_LOG_LEVEL": "warning", **(env or {})},
+        # No scheduler round during the bench: an engine update would compete for the CPU measured here,
+        # and its query (on tables loaded seconds ago, never analysed) outlived the stopped server and
+        # held up the PostgreSQL schema's DROP for more than 10 minutes.
+        env={**os.environ, "OPENAUTOTUNE_LOG_LEVEL": "warning", "OPENAUTOTUNE_SCHEDULER_FIRST_DELAY_SECONDS": "86400"}
+        | (env or {}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -134,6 +138,18 @@ def lags_since(db: Database, since_ms: int) -> tuple[float, float, float, int]:
     if not lags:
         return 0.0, 0.0, 0.0, 0
     return lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))], lags[-1], len(lags)
+
+
+def consumed_rate(db: Database, since_ms: int) -> float:
+    """Events/s the processor wrote, over the span from its first to its last commit of batches received
+    since `since_ms`: during a burst it is behind, so this is its throughput."""
+    t = ingest_batches_table.c
+    query = sa.select(sa.func.sum(t.event_count), sa.func.min(t.processed_ms), sa.func.max(t.processed_ms)).where(
+        t.received_ms >= since_ms, t.processed_ms.is_not(None)
+    )
+    with db.read() as conn:
+        events, first, last = conn.execute(query).one()
+    return 0.0 if not events or last == first else float(events) * 1000.0 / (int(last) - int(first))
 
 
 def processing(db: Database, variant_ids: list[str], now_ms: int, rounds: int, per_round: int = 60) -> list[float]:
@@ -229,24 +245,27 @@ def run_nats(args: argparse.Namespace, tmp: Path, offered: float) -> None:
             result = run_wrk(url, key, bodies, args.seconds, args.connections)
             wait_consumed(db, since, result["requests"])
             lag = lags_since(db, since)
+            burst_consumed = consumed_rate(db, since)
             # Paced like the database path's sustained run (the same offered rate), for the lag side by side.
             since = SystemClock().now_ms()
             delay_ms = max(1, int(args.connections * 1000 * BATCH / offered))
             paced = run_wrk(url, key, bodies, args.sustain, args.connections, delay_ms)
             wait_consumed(db, since, paced["requests"])
             paced_lag = lags_since(db, since)
+            paced_consumed = consumed_rate(db, since)
     finally:
         nats.terminate()
         nats.wait()
     print(
         f"NATS (SQLite processor): HTTP acknowledged {result['rate']:9,.0f} ev/s (wrk -c{args.connections}"
         f" {args.seconds}s, p50 {result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms);"
-        f" end-to-end lag p50 {lag[0]:.0f} ms, p99 {lag[1]:.0f} ms, max {lag[2]:.0f} ms over {lag[3]} batches"
+        f" end-to-end lag p50 {lag[0]:.0f} ms, p99 {lag[1]:.0f} ms, max {lag[2]:.0f} ms over {lag[3]} batches;"
+        f" consumed {burst_consumed:,.0f} ev/s (the consumer's throughput while behind)"
     )
     print(
         f"NATS (SQLite processor): sustained {args.sustain}s at a fixed offered rate: {paced['rate']:9,.0f} ev/s;"
         f" end-to-end lag p50 {paced_lag[0]:.0f} ms, p99 {paced_lag[1]:.0f} ms, max {paced_lag[2]:.0f} ms"
-        f" over {paced_lag[3]} batches"
+        f" over {paced_lag[3]} batches; consumed {paced_consumed:,.0f} ev/s"
     )
     db.dispose()
 
@@ -277,6 +296,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         offered = args.nats_rate
@@ -287,6 +307,7 @@ def main() -> None:
                 run("PostgreSQL", url, args, tmp)
         if args.nats or args.only == "nats":
             run_nats(args, tmp, offered)
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

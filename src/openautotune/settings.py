@@ -58,6 +58,8 @@ class Settings:
     ingest_mode: str = "log"  # log | sync (docs/ingestion.md)
     queue_url: str = ""  # nats://host:port: batches go through NATS JetStream
     processor_in_server: int = 1  # 0: `serve` runs no log processor (run `openautotune process`)
+    # Processed batches (reports, queue guards) older than this are deleted by the leader; 0 keeps them.
+    ingest_log_retention_hours: float = 168.0
     workers: int = 0  # 0: one server process per core (`serve --workers`)
     leader_retry_seconds: float = 2.0
     health_max_ingest_lag_seconds: float = 300.0  # 0: the ingest lag never makes /health unhealthy

@@ -1,9 +1,10 @@
 """The background loops `serve` runs in one process per installation, under the leader lock.
 
-A composition root for `background.runner`: it names the loops (the update scheduler and, in `log`
-ingest mode, the processor of logged batches) and feeds their figures to `/metrics`. One process of an
-installation runs them; with `serve --workers N` the other processes only append batches, and the
-leader's processor finds them within its idle pause (0.2 s) or at once when its own process appended.
+A composition root for `background.runner`: it names the loops (the update scheduler, the retention of
+processed batches and, in `log` ingest mode, the processor of logged batches) and feeds their figures
+to `/metrics`. One process of an installation runs them; with `serve --workers N` the other processes
+only append batches, and the leader's processor finds them within its idle pause (0.2 s) or at once
+when its own process appended.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
     from openautotune.engine.update import UpdateOutcome
     from openautotune.service.ingest.log_processor import LogProcessor
+    from openautotune.service.ingest.retention import BatchLogPruner
 
 LOCK_NAME = "background"
 
@@ -66,6 +68,12 @@ def _processor_loop(db: Database, application: FastAPI | None) -> ProcessorLoop:
     return ProcessorLoop(processor)
 
 
+def _retention_loop(db: Database, retention_hours: float) -> BatchLogPruner:
+    from openautotune.service.ingest.retention import BatchLogPruner
+
+    return BatchLogPruner(db, SystemClock(), retention_hours)
+
+
 def background_runner(
     db: Database,
     settings: Settings,
@@ -93,4 +101,6 @@ def background_runner(
     )
     if runs_processor(settings):
         runner.add("processor", lambda: _processor_loop(db, application))
+    if settings.ingest_log_retention_hours > 0:  # whatever the mode: queue and sync mode record batches too
+        runner.add("batch_retention", lambda: _retention_loop(db, settings.ingest_log_retention_hours))
     return runner

@@ -131,6 +131,14 @@ def insert_processed(conn: Connection, reports: Sequence[BatchReport]) -> None:
     )
 
 
+def delete_processed(conn: Connection, processed_before_ms: int, limit: int) -> int:
+    """Delete up to `limit` of the batches processed before `processed_before_ms`, oldest first; the
+    number deleted. A pending batch is never touched: its `processed_ms` is NULL, which no `<` matches.
+    The range is read off `ix_ingest_batches_pending` (processed_ms first)."""
+    oldest = sa.select(_c.id).where(_c.processed_ms < processed_before_ms).order_by(_c.processed_ms).limit(limit)
+    return int(conn.execute(sa.delete(_T).where(_c.id.in_(oldest))).rowcount)
+
+
 def unprocessed_batches(engine: Engine, received_before_ms: int | None = None) -> tuple[int, int | None]:
     """(pending batches, receive time of the oldest in epoch ms or None), optionally only those
     received before `received_before_ms`. For lag metrics, health checks and the engine's update."""

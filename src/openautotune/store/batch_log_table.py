@@ -7,6 +7,7 @@ event rows, and in the same transaction stamps the row processed, drops its body
 record from then on) and keeps the per-batch report (`accepted`, `ignored`, `rejected`, `problems`).
 Batches that came through the NATS queue, or were processed in the request (sync mode), get a row
 already processed: the batch id is then the guard against a redelivered message storing twice.
+Processed rows are deleted after `ingest_log_retention_hours` (service.ingest.retention); pending never.
 """
 
 from __future__ import annotations

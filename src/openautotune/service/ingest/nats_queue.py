@@ -4,8 +4,9 @@
   batch id as `Nats-Msg-Id` (the stream drops a re-publish within its duplicate window), returns
   after the stream's ack: with file storage the message is then on the server's disk.
 - `NatsConsumer(db, clock, url).run(stop)` (`openautotune process --queue`): a durable pull consumer
-  shared by every processor; each fetch of up to `FETCH` messages is written in ONE transaction
-  (rows, and a processed row in `ingest_batches` per batch id) and acked only after the commit. A
+  shared by every processor; each fetch of up to `FETCH` messages is checked outside any transaction,
+  then written in ONE transaction (rows, and a processed row in `ingest_batches` per batch id) and
+  acked only after the commit, while the next fetch is already under way. A
   kill between commit and ack redelivers messages whose batch id is already recorded: they are
   acked without writing anything, so each batch is stored once.
 """
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import logging
 import threading
@@ -22,7 +24,6 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -30,7 +31,7 @@ from nats.js.errors import NotFoundError
 from openautotune.clock import Clock
 from openautotune.service.ingest.batch import FactsCache
 from openautotune.service.ingest.logged import GZIP, PLAIN
-from openautotune.service.ingest.processor import process_into
+from openautotune.service.ingest.processor import check_batches, write_checked
 from openautotune.store import batch_log
 from openautotune.store.batch_log import LoggedBatch
 from openautotune.store.database import Database
@@ -43,6 +44,7 @@ STREAM = "OPENAUTOTUNE_BATCHES"
 SUBJECT = "openautotune.batches"
 DURABLE = "openautotune-processor"
 FETCH = 20
+FETCH_WAIT_SECONDS = 0.5
 ACK_WAIT_SECONDS = 60.0
 DUPLICATE_WINDOW_SECONDS = 120.0
 H_RECEIVED = "Openautotune-Received-Ms"
@@ -117,6 +119,16 @@ class NatsPublisher:
             await self._client.drain()
 
 
+async def _give_back(ahead: asyncio.Future[list[Any]]) -> None:
+    """Stopping: messages fetched ahead and not written are handed back (nak) for redelivery at once,
+    rather than after the ack wait."""
+    try:
+        for msg in await ahead:
+            await msg.nak()
+    except Exception:  # the connection is what failed: they come back after the ack wait
+        return
+
+
 def _batch(msg: Any) -> LoggedBatch | None:
     """The batch a message carries; None for a message that was not published by `NatsPublisher`."""
     headers = msg.headers or {}
@@ -144,39 +156,59 @@ class NatsConsumer:
         self.batches_processed = 0
 
     def write(self, batches: Sequence[LoggedBatch]) -> int:
-        """One transaction: rows of the batches not yet recorded, and their processed rows."""
+        """Check the batches (CPU; outside any transaction, so SQLite's one write lock is not held meanwhile),
+        then ONE transaction: the rows of those not yet recorded, and their processed rows."""
+        checked = check_batches(batches)
         with self._db.write() as conn:
-            known = batch_log.known_ids(conn, [batch.id for batch in batches])
-            fresh = {batch.id: batch for batch in batches if batch.id not in known}  # a redelivery repeats ids
-            if not fresh:
+            known = batch_log.known_ids(conn, checked.ids)
+            fresh = checked.only(set(checked.ids) - known)  # a redelivery repeats ids
+            if not fresh.items:
                 return 0
-            results = process_into(
-                conn, self._cache, list(fresh.values()), self._clock.now_ms(), events=self._db.events
-            )
+            results = write_checked(conn, self._cache, fresh, self._clock.now_ms(), events=self._db.events)
             batch_log.insert_processed(conn, [report for report, _ in results])
-        return len(fresh)
+        return len(fresh.items)
+
+    async def _pull(self, subscription: JetStreamContext.PullSubscription) -> list[Any]:
+        try:
+            return await subscription.fetch(self._fetch, timeout=FETCH_WAIT_SECONDS)
+        except TimeoutError:
+            # nats-py raises its own TimeoutError (a subclass) or the plain one (asyncio's), depending on
+            # where in the pull the time ran out. Catching only the former restarted the consumer whenever
+            # messages trickled in: a reconnect, and the messages of the abandoned pull came back only
+            # after the 60 s ack wait (the lag that grew without bound in bench/ingest_log.py --nats).
+            return []
 
     async def _loop(self, stop: threading.Event) -> None:
         client, stream = await _stream(self._url)
         config = ConsumerConfig(durable_name=DURABLE, ack_wait=ACK_WAIT_SECONDS, max_ack_pending=10_000)
         subscription = await stream.pull_subscribe(SUBJECT, durable=DURABLE, stream=STREAM, config=config)
+        # One fetch runs ahead while the previous messages are checked and written in a thread: the
+        # round trip to NATS and the server's reads overlap the processing instead of adding to it.
+        ahead = asyncio.ensure_future(self._pull(subscription))
         try:
             while not stop.is_set():
-                try:
-                    messages = await subscription.fetch(self._fetch, timeout=0.5)
-                except NatsTimeout:
-                    continue
-                batches = [_batch(msg) for msg in messages]
-                readable = [batch for batch in batches if batch is not None]
-                self.batches_processed += await asyncio.to_thread(self.write, readable)
-                for msg, batch in zip(messages, batches, strict=True):  # only after the commit
-                    if batch is None:
-                        log.error("Dropped a message without openautotune's batch headers from %s", SUBJECT)
-                        await msg.term()
-                    else:
-                        await msg.ack()
+                messages = await ahead
+                ahead = asyncio.ensure_future(self._pull(subscription))
+                if messages:
+                    await self._consume(messages)
         finally:
-            await client.drain()
+            await _give_back(ahead)
+            # Not drain(): it waits for the pull subscription's undelivered queue, which nothing reads,
+            # and timed out after 30 s. Acks are flushed; anything unacked is redelivered after the ack wait.
+            with contextlib.suppress(Exception):  # the connection may be what failed
+                await client.flush()
+            await client.close()
+
+    async def _consume(self, messages: list[Any]) -> None:
+        batches = [_batch(msg) for msg in messages]
+        readable = [batch for batch in batches if batch is not None]
+        self.batches_processed += await asyncio.to_thread(self.write, readable)
+        for msg, batch in zip(messages, batches, strict=True):  # only after the commit
+            if batch is None:
+                log.error("Dropped a message without openautotune's batch headers from %s", SUBJECT)
+                await msg.term()
+            else:
+                await msg.ack()
 
     def run(self, stop: threading.Event) -> None:
         """Blocks until `stop` is set (its own event loop, so it can run in any thread)."""
