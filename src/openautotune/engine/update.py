@@ -46,7 +46,7 @@ from openautotune.stats import (
 )
 from openautotune.stats.guardrails import exclude
 from openautotune.stats.winner_rule import traffic_weights
-from openautotune.store import audit, spec_changes, updates
+from openautotune.store import audit, spec_changes, table_statistics, updates
 from openautotune.store import autotunes as autotune_store
 from openautotune.store import delay as delay_store
 from openautotune.store.attribution import BEGINNING_MS, Aggregate, matured_aggregates
@@ -215,6 +215,9 @@ def update_running(
     logged before it are processed (or `ingest_wait_seconds` passed: engine/ingest_lag.py)."""
     at = clock.now_ms() if as_of_ms is None else as_of_ms
     wait_for_ingest(db, at, ingest_wait_seconds)
+    if not db.is_sqlite:  # PostgreSQL: no join planned blind (store/table_statistics.py)
+        with db.write() as conn:
+            table_statistics.analyse_stale(conn)
     with db.read() as conn:
         ids = autotune_store.running_ids(conn)
     outcomes = []
