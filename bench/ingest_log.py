@@ -8,8 +8,9 @@ For each database (SQLite always; PostgreSQL with --postgres-url or $OPENAUTOTUN
 - ack+process: the same with `openautotune process` running alongside; the lag of each batch
   (processed - received) is read from `ingest_batches` once the backlog is drained;
 - process: unique batches appended to the log, then drained by the processor in rounds: events/s;
-- sustained: wrk paced (Lua `delay()`) at 80% of that processing rate for --sustain seconds, with
-  `openautotune process` alongside: the lag must stay bounded (p50, p99, max reported).
+- sustained: wrk paced (Lua `delay()`) at 80% of that processing rate (or `--sustain-floor-share` of the
+  floor) for --sustain seconds, with `openautotune process` alongside: the lag must stay bounded (p50,
+  p99, max reported).
 With --nats (needs Debian's nats-server): `serve --queue` + `openautotune process --queue`, acknowledged
 events/s and end-to-end lag side by side.
 
@@ -187,8 +188,9 @@ def run(name: str, database_url: str, args: argparse.Namespace, tmp: Path) -> fl
     lag = lags_since(db, since)
     rates = processing(db, variant_ids, now_ms, args.rounds)
     base = statistics.median(floors)
-    # Sustained: a fixed offered rate of 80% of the measured processing rate, for --sustain seconds.
-    offered = 0.8 * statistics.median(rates)
+    # Sustained: a fixed offered rate, for --sustain seconds: 80% of the measured processing rate, or
+    # --sustain-floor-share of the floor (0.5: the "processing >= 0.5x the floor, sustained").
+    offered = args.sustain_floor_share * base if args.sustain_floor_share else 0.8 * statistics.median(rates)
     delay_ms = max(1, int(args.connections * 1000 * BATCH / offered))
     since = SystemClock().now_ms()
     with server(database_url, env=off) as url, spawn("process", "--database-url", database_url):
@@ -287,6 +289,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sustain", type=int, default=60, help="seconds of the paced, sustained run")
+    parser.add_argument(
+        "--sustain-floor-share", type=float, help="offer this share of the floor in the sustained run (e.g. 0.5)"
+    )
     parser.add_argument("--postgres-url", default=os.environ.get("OPENAUTOTUNE_TEST_POSTGRES_URL"))
     parser.add_argument("--nats", action="store_true", help="also the NATS JetStream path")
     parser.add_argument(
