@@ -143,6 +143,12 @@ def immature_units(delay: DelayStep, variant_ids: Sequence[str]) -> list[int]:
     return [sum(c.units for (v, _), c in delay.cells.items() if v == variant_id) for variant_id in variant_ids]
 
 
+def _cell_order(key: tuple[str, int], variant_ids: Sequence[str]) -> tuple[int, str, int]:
+    variant_id, period = key
+    position = variant_ids.index(variant_id) if variant_id in variant_ids else len(variant_ids)
+    return position, variant_id, period
+
+
 def record_json(delay: DelayStep, variant_ids: Sequence[str], allocation: Summary) -> dict[str, Any]:
     """The update record's `delay` block: enough to recompute the allocation's extra summary."""
     return {
@@ -168,7 +174,11 @@ def record_json(delay: DelayStep, variant_ids: Sequence[str], allocation: Summar
                 "total": cell.total,
                 "totalSq": cell.total_sq,
             }
-            for (variant_id, period), cell in sorted(delay.cells.items())
+            # In the definition's variant order, like every other per-variant list of the record (the ids
+            # are random, so sorting by id gave each autotune its own order), then by period.
+            for (variant_id, period), cell in sorted(
+                delay.cells.items(), key=lambda item: _cell_order(item[0], variant_ids)
+            )
         ],
         "allocationProbabilityOfBest": list(allocation.pob),
     }
