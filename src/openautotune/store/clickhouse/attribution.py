@@ -151,6 +151,29 @@ def _id_type(definition: Definition) -> str:
     return "userID" if definition.id_type.lower() == "userid" else definition.id_type
 
 
+@dataclass(frozen=True)
+class SuccessTerms:
+    """What a success is, as SQL pieces every ClickHouse text shares (attribution here, the health
+    reads in `health.py`): the success event's name and id type, the `value = ...` filter, its value as
+    text (`raw`) and that text as a number or NULL (`number`, over a column named `first_raw`)."""
+
+    event_name: str
+    id_type: str
+    value_filter: str
+    raw: str
+    number: str
+
+
+def success_terms(definition: Definition) -> SuccessTerms:
+    if definition.optimizes_value:
+        raw = _FIELD.format(field=literal(definition.metadata_field)) if definition.metadata_field else "value"
+        number = _NUMBER
+    else:
+        raw, number = "'1'", "1.0"
+    value_filter = f" AND value = {literal(definition.success_event_value)}" if definition.success_event_value else ""
+    return SuccessTerms(literal(definition.success_event), literal(_id_type(definition)), value_filter, raw, number)
+
+
 def _parts(definition: Definition, window: Window, units: str, events: str, contextual: bool) -> dict[str, str]:
     values: dict[str, Any] = {
         "autotune_id": literal(window.autotune_id),
@@ -166,17 +189,13 @@ def _parts(definition: Definition, window: Window, units: str, events: str, cont
     plain, grouped = (_CONTEXT_PLAIN, _CONTEXT_GROUPED) if contextual else ("", "")
     matured = _MATURED.format(plain=plain, grouped=grouped, **values)
     matured_keys = _MATURED.format(plain="", grouped="", **values)
-    if definition.optimizes_value:
-        raw = _FIELD.format(field=literal(definition.metadata_field)) if definition.metadata_field else "value"
-        number = _NUMBER
-    else:
-        raw, number = "'1'", "1.0"
-    value_filter = f" AND value = {literal(definition.success_event_value)}" if definition.success_event_value else ""
+    success = success_terms(definition)
+    number = success.number
     success_events = _SUCCESS_EVENTS.format(
-        raw=raw,
-        event_name=literal(definition.success_event),
-        id_type=literal(_id_type(definition)),
-        value_filter=value_filter,
+        raw=success.raw,
+        event_name=success.event_name,
+        id_type=success.id_type,
+        value_filter=success.value_filter,
         **values,
     )
     hit_values = {"matured_keys": matured_keys, "success_events": success_events, **values}

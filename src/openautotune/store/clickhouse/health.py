@@ -24,7 +24,7 @@ from openautotune.domain.autotune import Definition
 from openautotune.store.attribution import Aggregate
 
 # Shared with the attribution query so a success means the same thing in every read.
-from openautotune.store.clickhouse.attribution import _FIELD, _NUMBER, _id_type
+from openautotune.store.clickhouse.attribution import success_terms
 from openautotune.store.clickhouse.client import literal
 from openautotune.store.delay import ImmatureCell
 
@@ -112,19 +112,15 @@ def _units_in_range(span: Range, units: str) -> str:
 
 
 def _hits(definition: Definition, span: Range, units: str, events: str, *, values: bool) -> str:
-    if values and definition.optimizes_value:
-        raw = _FIELD.format(field=literal(definition.metadata_field)) if definition.metadata_field else "value"
-    else:
-        raw = "'1'"
-    value_filter = f" AND value = {literal(definition.success_event_value)}" if definition.success_event_value else ""
+    success = success_terms(definition)
     return _FIRST_HITS.format(
-        raw=raw,
+        raw=success.raw if values else "'1'",
         events=events,
-        event_name=literal(definition.success_event),
-        id_type=literal(_id_type(definition)),
+        event_name=success.event_name,
+        id_type=success.id_type,
         events_after=span.events_after,
         as_of=literal(span.as_of_ms),
-        value_filter=value_filter,
+        value_filter=success.value_filter,
         units_in_range=_units_in_range(span, units),
         window=literal(definition.attribution_ms),
     )
@@ -135,7 +131,7 @@ def _sums(definition: Definition, span: Range, key: str, units: str, events: str
         key=key,
         units_in_range=_units_in_range(span, units),
         hits=_hits(definition, span, units, events, values=True),
-        number=_NUMBER if definition.optimizes_value else "1.0",
+        number=success_terms(definition).number,
     )
 
 
