@@ -13,8 +13,8 @@ Both return the same aggregates on the same rows (tests/store/test_event_stores.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -28,6 +28,8 @@ from openautotune.store.database import Database
 from openautotune.store.event_store import EventStore
 from openautotune.store.exposure_log import LoggedExposure
 from openautotune.store.ingest_tables import events_table, exposures_table, units_table
+
+T = TypeVar("T")
 
 Row = Mapping[str, Any]
 # The order `events copy` reads each table in, and the key it resumes after.
@@ -72,18 +74,22 @@ class SqlEvents:
             ingest.insert_events(conn, [unique_events[key] for key in sorted(unique_events)])
         return len(units) + len(events) + len(exposures)
 
+    def _read(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`query(conn, *args, **kwargs)` in a read transaction of this store's database."""
+        with self.db.read() as conn:
+            return query(conn, *args, **kwargs)
+
     def matured_aggregates(
         self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
     ) -> list[Aggregate]:
-        with self.db.read() as conn:
-            return matured_aggregates(
-                conn,
-                autotune_id=autotune_id,
-                run=run,
-                definition=definition,
-                matured_after_ms=matured_after_ms,
-                as_of_ms=as_of_ms,
-            )
+        return self._read(
+            matured_aggregates,
+            autotune_id=autotune_id,
+            run=run,
+            definition=definition,
+            matured_after_ms=matured_after_ms,
+            as_of_ms=as_of_ms,
+        )
 
     def matured_units(
         self,
@@ -96,54 +102,48 @@ class SqlEvents:
     ) -> list[UnitRow]:
         if matured_after_ms != BEGINNING_MS:
             raise ValueError("the SQL store reads every matured unit of a run (matured_after_ms unsupported)")
-        with self.db.read() as conn:
-            return contextual.matured_units(
-                conn, autotune_id=autotune_id, run=run, definition=definition, as_of_ms=as_of_ms
-            )
+        return self._read(
+            contextual.matured_units, autotune_id=autotune_id, run=run, definition=definition, as_of_ms=as_of_ms
+        )
 
     def holdout_aggregates(
         self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
     ) -> list[Aggregate]:
-        with self.db.read() as conn:
-            return matured_aggregates(
-                conn,
-                autotune_id=autotune_id,
-                run=run,
-                definition=definition,
-                matured_after_ms=matured_after_ms,
-                as_of_ms=as_of_ms,
-                holdout=True,
-            )
+        return self._read(
+            matured_aggregates,
+            autotune_id=autotune_id,
+            run=run,
+            definition=definition,
+            matured_after_ms=matured_after_ms,
+            as_of_ms=as_of_ms,
+            holdout=True,
+        )
 
     def delay_histogram(
         self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int, bins: int
     ) -> list[int]:
-        with self.db.read() as conn:
-            return delay.delay_histogram(
-                conn,
-                autotune_id=autotune_id,
-                run=run,
-                definition=definition,
-                matured_after_ms=matured_after_ms,
-                as_of_ms=as_of_ms,
-                bins=bins,
-            )
+        return self._read(
+            delay.delay_histogram,
+            autotune_id=autotune_id,
+            run=run,
+            definition=definition,
+            matured_after_ms=matured_after_ms,
+            as_of_ms=as_of_ms,
+            bins=bins,
+        )
 
     def immature_cells(
         self, *, autotune_id: str, run: int, definition: Definition, as_of_ms: int, bins: int
     ) -> list[delay.ImmatureCell]:
-        with self.db.read() as conn:
-            return delay.immature_cells(
-                conn, autotune_id=autotune_id, run=run, definition=definition, as_of_ms=as_of_ms, bins=bins
-            )
+        return self._read(
+            delay.immature_cells, autotune_id=autotune_id, run=run, definition=definition, as_of_ms=as_of_ms, bins=bins
+        )
 
     def recent_exposures(self, *, autotune_id: str, limit: int) -> list[LoggedExposure]:
-        with self.db.read() as conn:
-            return exposure_log.recent(conn, autotune_id, limit)
+        return self._read(exposure_log.recent, autotune_id, limit)
 
     def daily_exposures(self, *, autotune_id: str, run: int) -> dict[tuple[int, str], int]:
-        with self.db.read() as conn:
-            return exposure_log.daily_counts(conn, autotune_id, run)
+        return self._read(exposure_log.daily_counts, autotune_id, run)
 
     def forget_autotune(self, autotune_id: str) -> None:
         """Delete the units and exposures of a deleted autotune (a no-op repeat when this is the main
