@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -85,6 +86,21 @@ class Processes:
         assert process is not None
         process.send_signal(signal.SIGKILL)
         process.wait()
+        if which == "server":
+            self._wait_port_free()
+
+    def _wait_port_free(self) -> None:
+        """The killed server's workers die with it (PR_SET_PDEATHSIG) but a moment later: until their
+        sockets close, a restart would find the port taken and exit (seen once in CI)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as `serve` binds its first socket
+                try:
+                    probe.bind(("127.0.0.1", self.port))
+                    return
+                except OSError:
+                    time.sleep(0.05)
 
     def stop(self) -> None:
         for process in (self.server, self.processor):
