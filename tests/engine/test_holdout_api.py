@@ -131,16 +131,22 @@ def test_half_held_out_by_hash_in_every_serving_path_and_compared_in_results(
     share = sum(rule.endswith(":holdout") for rule in rules.values()) / len(users)
     assert 0.4 < share < 0.6
 
-    # Both convert a quarter of the time (so no winner ends the run); the bandit's split moves off
-    # the equal one with the data, the holdout's never does.
+    # About a quarter convert (so no winner ends the run); the bandit's split moves off the equal one
+    # with the data, the holdout's never does. The hash decides who lands where, so the bandit's red
+    # arm gets extra buyers until its rate leads blue's by ten points: with equal counts the two arms
+    # would tie and the split would stay at 500 by symmetry.
     at = START_MS + 60_000
     version = entry["version"]
     exposures = [_exposure(autotune_id, user, rule, version, at) for user, rule in rules.items()]
-    buys = [
-        {"eventName": "click", "user": {"userID": user}, "time": at + 60_000}
-        for i, (user, rule) in enumerate(rules.items())
-        if i % 4 == 0
-    ]
+    buyers = {user for i, user in enumerate(rules) if i % 4 == 0}
+    red_users = [user for user, rule in rules.items() if rule == red]
+    blue_users = [user for user, rule in rules.items() if rule == blue]
+    blue_rate = sum(user in buyers for user in blue_users) / len(blue_users)
+    for user in red_users:
+        if sum(u in buyers for u in red_users) >= (blue_rate + 0.1) * len(red_users):
+            break
+        buyers.add(user)
+    buys = [{"eventName": "click", "user": {"userID": user}, "time": at + 60_000} for user in rules if user in buyers]
     _log(client, test_app, exposures + buys)
     as_of = START_MS + 2 * HOUR
     test_app.clock.set(as_of)
