@@ -10,13 +10,18 @@ Console API. Then, alternating between the two servers round after round (only o
 time; the idle one costs nothing), Debian's `wrk` (2 threads) measures:
 1. requests/s of `POST /v1/get_config` with a server key, a new user on every request (evaluation
    plus one durable exposure row each);
-2. acknowledged events/s of `POST /v1/log_event` (log mode): gzip batches of 500 SDK events (an exposure
+2. acknowledged events/s of `POST /v1/log_event` (log mode), on two pairs of servers: the default one,
+   whose leader runs the log processor as a thread (it processes the batches while they arrive, on the
+   same cores), and one started with OPENAUTOTUNE_PROCESSOR_IN_SERVER=0, whose backlog a separate
+   `openautotune process --once` drains between rounds (the acknowledging front alone, as
+   bench/ingest_log.py measures acks against the floor). Gzip batches of 500 SDK events (an exposure
    of the autotune and a `click` for each of 250 users), 200 distinct bodies built in Python beforehand
    and cycled by bench/ingest_log.lua, so wrk's Lua does no per-request work (bench/soak.lua, which
    builds and checksums every batch in Lua, held the client to ~25 batches/s whatever the server did).
-A one-second run of each, not counted, warms every worker up first. Each figure is the median of its
-rounds; the script prints the ratios (goal >= 1.6x on 2 cores) and the
-load average before and after, since the machine may be shared.
+A two-second run of each, not counted, warms every worker up first. Before each measurement every
+server's backlog is processed, so no server processes the previous round's batches during another's.
+Each figure is the median of its rounds; the script prints the ratios (goal >= 1.6x on 2 cores) and
+the load average before and after, since the machine may be shared.
 """
 
 from __future__ import annotations
@@ -133,6 +138,26 @@ def prepare(server: LiveServer) -> tuple[str, list[str], int]:
     return created["name"], [rule["id"] for rule in entry["rules"]], int(entry["version"])
 
 
+Served = tuple[LiveServer, tuple[str, list[str], int]]
+
+
+def drain_by_process(server: LiveServer) -> None:
+    """A server started without its processor: `openautotune process --once` turns its backlog into rows,
+    as a separate processor process would."""
+    command = [sys.executable, "-m", "openautotune", "process", "--once", "--database-url", server.database_url]
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+
+
+def settle(servers: dict[tuple[int, bool], Served]) -> None:
+    """Every server's backlog processed before a measurement: a backlog left by the previous round would be
+    processed during it, on the same two cores, whichever server is measured."""
+    for (_, processor_in_server), (server, _) in servers.items():
+        if processor_in_server:
+            wait_processed(server)
+        else:
+            drain_by_process(server)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
@@ -147,50 +172,65 @@ def main() -> None:
     rates: dict[tuple[int, str], list[float]] = {}
     with ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        servers: dict[int, tuple[LiveServer, tuple[str, list[str], int]]] = {}
-        for workers in (1, 2):
-            url = stack.enter_context(database(args.backend, directory, f"w{workers}"))
-            server = LiveServer.start(url, env=env, workers=workers, ingest_mode="log")
-            stack.callback(server.stop)
-            servers[workers] = (server, prepare(server))
+        # (workers, processor in the server): the default serve runs the log processor as a thread of its
+        # leader; the second pair leaves processing to a separate `openautotune process`, run between
+        # rounds, so its figure is what the acknowledging front alone takes (bench/ingest_log.py's ack).
+        servers: dict[tuple[int, bool], Served] = {}
+        for processor_in_server in (True, False):
+            for workers in (1, 2):
+                name = f"w{workers}{'' if processor_in_server else '-own'}"
+                url = stack.enter_context(database(args.backend, directory, name))
+                own = {} if processor_in_server else {"OPENAUTOTUNE_PROCESSOR_IN_SERVER": "0"}
+                server = LiveServer.start(url, env=env | own, workers=workers, ingest_mode="log")
+                stack.callback(server.stop)
+                servers[(workers, processor_in_server)] = (server, prepare(server))
         # Pre-built gzip bodies of 500 SDK events (exposures of the autotune, clicks), as bench/ingest_log.py
         # posts them: wrk's Lua only cycles through them, so the client is not what limits the rate.
-        bodies: dict[int, Path] = {}
-        for workers, (_, (config, rules, _)) in servers.items():
-            bodies[workers] = directory / f"bodies-{workers}.bin"
-            write_bodies(bodies[workers], rules, int(time.time() * 1000), config=config, seed=f"w{workers}")
+        bodies: dict[tuple[int, bool], Path] = {}
+        for key, (_, (config, rules, _)) in servers.items():
+            bodies[key] = directory / f"bodies-{key[0]}-{key[1]}.bin"
+            write_bodies(bodies[key], rules, int(time.time() * 1000), config=config, seed=f"w{key}")
+        in_server = {workers: servers[(workers, True)] for workers in (1, 2)}
         # Warm-up, not counted: each worker renders its specs and loads its code paths on first use.
-        for workers, (server, (config, _, _)) in servers.items():
+        for key, (server, (config, _, _)) in servers.items():
             get_config_rate(server, config, 2, args.connections, "warm-", args.threads)
             specs_rate(server, 2, args.connections, args.threads)
             with contextlib.suppress(RuntimeError):  # on a loaded machine no batch may finish in 2 s
-                ingest_rate(server, bodies[workers], 2, args.connections, args.threads)
+                ingest_rate(server, bodies[key], 2, args.connections, args.threads)
         load_before = os.getloadavg()
         for round_number in range(args.rounds):
-            for workers, (server, (config, _, _)) in servers.items():
-                wait_processed(server)
+            for workers, (server, (config, _, _)) in in_server.items():
+                settle(servers)
                 rate = get_config_rate(
                     server, config, args.seconds, args.connections, f"u{round_number}-", args.threads
                 )
                 rates.setdefault((workers, "get_config"), []).append(rate)
                 print(f"round {round_number + 1}: --workers {workers} get_config {rate:9,.0f} requests/s", flush=True)
-            for workers, (server, _) in servers.items():
+            for workers, (server, _) in in_server.items():
                 rate = specs_rate(server, args.seconds, args.connections, args.threads)
                 rates.setdefault((workers, "specs"), []).append(rate)
                 print(f"round {round_number + 1}: --workers {workers} specs      {rate:9,.0f} requests/s", flush=True)
-            for workers, (server, _) in servers.items():
-                rate = ingest_rate(server, bodies[workers], args.seconds, args.connections, args.threads)
-                rates.setdefault((workers, "ingest"), []).append(rate)
-                print(f"round {round_number + 1}: --workers {workers} log_event  {rate:9,.0f} events/s", flush=True)
+            for key, (server, _) in servers.items():
+                settle(servers)
+                workers, what = key[0], "ingest" if key[1] else "ack"
+                rate = ingest_rate(server, bodies[key], args.seconds, args.connections, args.threads)
+                rates.setdefault((workers, what), []).append(rate)
+                print(f"round {round_number + 1}: --workers {workers} log_event  {rate:9,.0f} events/s ({what})")
         load_after = os.getloadavg()
     wrk = f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s"
     print(f"\nbackend {args.backend}, {os.cpu_count()} cores, {wrk}, ", end="")
     print(f"{args.rounds} rounds, batches of 500 events")
     print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
-    for what, unit in (("get_config", "requests/s"), ("ingest", "events/s"), ("specs", "requests/s")):
+    labels = {
+        "get_config": ("get_config", "requests/s"),
+        "ack": ("log_event acknowledged, processor in its own process", "events/s"),
+        "ingest": ("log_event acknowledged, processor thread in serve", "events/s"),
+        "specs": ("specs (CPU-only reference)", "requests/s"),
+    }
+    for what, (label, unit) in labels.items():
         one = statistics.median(rates[(1, what)])
         two = statistics.median(rates[(2, what)])
-        print(f"{what:10}  --workers 1 {one:9,.0f} {unit:10}  --workers 2 {two:9,.0f}  ratio {two / one:4.2f}x")
+        print(f"{label}\n    --workers 1 {one:9,.0f} {unit:10}  --workers 2 {two:9,.0f}  ratio {two / one:4.2f}x")
 
 
 if __name__ == "__main__":
