@@ -4,9 +4,10 @@ One text runs unchanged on ClickHouse 18.16 (Debian's server) and 26.x (chdb): n
 functions, no JSONExtract, joins on equality only (the time conditions go in WHERE or in -If combinators). Its parts:
 
 - matured units: the rows of (autotune, run) first exposed in the window, read as stored; the few units
-  with a `late` row (an earlier exposure that arrived after a later one was stored) are grouped with
-  `argMin(..., first_exposure_ms)` and left out unless their earliest exposure is in the window, as
-  the SQL stores (which keep only the earliest row) would;
+  with a `late` row (an earlier exposure that arrived after a later one was stored, copied to
+  `late_units`) are read from `late_units`, grouped with `argMin(..., first_exposure_ms)` and left
+  out unless their earliest exposure is in the window, as the SQL stores (which keep only the
+  earliest row) would;
 - hits: the success events in the window's time bound (`previous as_of - W < time <= as_of`, redundant
   but what keeps an hourly update's scan short) joined to those units, kept in
   `[first exposure, first exposure + W]`; the first one per unit is `argMin(value, (time_ms,
@@ -30,6 +31,7 @@ from typing import Any
 from openautotune.domain.autotune import Definition
 from openautotune.store.attribution import BEGINNING_MS
 from openautotune.store.clickhouse.client import literal
+from openautotune.store.clickhouse.schema import late_units_name
 
 # A NULL allocation version (or propensity) read through argMin, which skips NULLs, as a sentinel.
 NO_VERSION = -1
@@ -38,29 +40,31 @@ NO_PROPENSITY = -1.0
 # The matured units, one row each. Most units have one row (the writer skips what is stored): they are
 # read as they are, with no GROUP BY over every unit (that alone cost more than the whole query). A unit
 # whose earlier exposure arrived after a later one was stored has two rows, the earlier one flagged
-# `late`; those few units are grouped with argMin and kept only when their earliest exposure is in the
-# window, as the SQL stores (which keep only the earliest row) would. A late row is earlier than every
-# row stored before it, so a late unit's earliest exposure is among its late rows: the second branch
-# reads only those (the `late = 1` filter is a one-byte column; the rest is read for matching rows only),
-# and the cost of an hourly update does not grow with the run's history.
+# `late` and copied to `late_units`; those few units are grouped with argMin and kept only when their
+# earliest exposure is in the window, as the SQL stores (which keep only the earliest row) would. A
+# late row is earlier than every row stored before it, so a late unit's earliest exposure is among its
+# late rows: the second branch reads only those, from `late_units`, and so does the set the first
+# branch leaves out. Both read a table as small as late exposures are rare (scanning the run's `late`
+# column for them cost a quarter of an hourly read), so an hourly update's cost does not grow with
+# the run's history.
 _MATURED = """
     SELECT unit_id, variant_id AS v, ifNull(allocation_version, {no_version}) AS p,
            first_exposure_ms AS first_ms{plain}
     FROM {units}
     WHERE autotune_id = {autotune_id} AND run = {run}
       AND first_exposure_ms > {after} - {window} AND first_exposure_ms <= {as_of} - {window}
-      AND holdout = 0 AND unit_id NOT IN ({late_units})
+      AND holdout = 0 AND unit_id NOT IN ({late_unit_ids})
     UNION ALL
     SELECT unit_id, argMin(variant_id, first_exposure_ms) AS v,
            argMin(ifNull(allocation_version, {no_version}), first_exposure_ms) AS p,
            min(first_exposure_ms) AS first_ms{grouped}
-    FROM {units}
-    WHERE autotune_id = {autotune_id} AND run = {run} AND late = 1 AND holdout = 0
+    FROM {late_units}
+    WHERE autotune_id = {autotune_id} AND run = {run} AND holdout = 0
       AND first_exposure_ms <= {as_of} - {window}
     GROUP BY unit_id
     HAVING first_ms > {after} - {window}"""
 
-_LATE_UNITS = "SELECT unit_id FROM {units} WHERE autotune_id = {autotune_id} AND run = {run} AND late = 1"
+LATE_UNIT_IDS = "SELECT unit_id FROM {late_units} WHERE autotune_id = {autotune_id} AND run = {run}"
 
 # Each matured unit's first success event in its window: the (small) filtered events on the left, the
 # matured units on the right; argMin per unit picks the first by (time, dedup_key).
@@ -183,9 +187,10 @@ def _parts(definition: Definition, window: Window, units: str, events: str, cont
         "window": literal(definition.attribution_ms),
         "no_version": NO_VERSION,
         "units": units,
+        "late_units": late_units_name(units),
         "events": events,
     }
-    values["late_units"] = _LATE_UNITS.format(**values)
+    values["late_unit_ids"] = LATE_UNIT_IDS.format(**values)
     plain, grouped = (_CONTEXT_PLAIN, _CONTEXT_GROUPED) if contextual else ("", "")
     matured = _MATURED.format(plain=plain, grouped=grouped, **values)
     matured_keys = _MATURED.format(plain="", grouped="", **values)

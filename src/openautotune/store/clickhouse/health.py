@@ -8,8 +8,8 @@ ClickHouse 18.16 and 26.x (no CTEs, no window functions, no JSONExtract, joins o
 success is what it is there (same value text, number grammar and id type), a unit's first success
 event is `argMin(..., (time_ms, dedup_key))`, and on a cluster the text runs on every shard over its
 local tables and the caller adds the per-shard sums. The units are read the same way too: most units
-have one row and are read as stored; the few with a `late` row are grouped with `argMin(...,
-first_exposure_ms)` and kept when their earliest exposure is in range. One difference: the holdout
+have one row and are read as stored; the few with a `late` row are read from `late_units`, grouped
+with `argMin(..., first_exposure_ms)` and kept when their earliest exposure is in range. One difference: the holdout
 flag of a late unit is its earliest row's (`argMin(holdout, ...)`, as the SQL stores keep it), so every
 unit is either the bandit's or the holdout's, never both.
 """
@@ -24,8 +24,9 @@ from openautotune.domain.autotune import Definition
 from openautotune.store.attribution import Aggregate
 
 # Shared with the attribution query so a success means the same thing in every read.
-from openautotune.store.clickhouse.attribution import success_terms
+from openautotune.store.clickhouse.attribution import LATE_UNIT_IDS, success_terms
 from openautotune.store.clickhouse.client import literal
+from openautotune.store.clickhouse.schema import late_units_name
 from openautotune.store.delay import ImmatureCell
 
 # The units of (autotune, run) whose earliest exposure is in `(low, high]`, one row each, with the
@@ -36,14 +37,13 @@ _UNITS = """
     FROM {units}
     WHERE autotune_id = {autotune_id} AND run = {run}
       AND first_exposure_ms > {low} AND first_exposure_ms <= {high}{plain_holdout}
-      AND unit_id NOT IN (
-          SELECT unit_id FROM {units} WHERE autotune_id = {autotune_id} AND run = {run} AND late = 1)
+      AND unit_id NOT IN ({late_unit_ids})
     UNION ALL
     SELECT unit_id, argMin(variant_id, first_exposure_ms) AS v,
            argMin(ifNull(allocation_version, 0), first_exposure_ms) AS p,
            min(first_exposure_ms) AS first_ms, argMin(holdout, first_exposure_ms) AS h
-    FROM {units}
-    WHERE autotune_id = {autotune_id} AND run = {run} AND late = 1 AND first_exposure_ms <= {high}
+    FROM {late_units}
+    WHERE autotune_id = {autotune_id} AND run = {run} AND first_exposure_ms <= {high}
     GROUP BY unit_id
     HAVING first_ms > {low}{grouped_holdout}"""
 
@@ -100,10 +100,11 @@ class Range:
 
 def _units_in_range(span: Range, units: str) -> str:
     side = "" if span.holdout is None else f" AND holdout = {span.holdout}"
+    keys = {"autotune_id": literal(span.autotune_id), "run": literal(span.run), "late_units": late_units_name(units)}
     return _UNITS.format(
         units=units,
-        autotune_id=literal(span.autotune_id),
-        run=literal(span.run),
+        late_unit_ids=LATE_UNIT_IDS.format(**keys),
+        **keys,
         low=span.low,
         high=span.high,
         plain_holdout=side,

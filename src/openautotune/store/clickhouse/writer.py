@@ -10,8 +10,8 @@ ClickHouse has no unique key, so before inserting, the writer asks which rows ar
 - raw exposures the same way, by `dedup_key` within the batch's autotunes and time range (the
   table's sort key, so the check reads only those granules);
 - units by (autotune, run, unit): a unit is written when it is new or strictly earlier than what is
-  stored (a late exposure, flagged `late` so the query groups that unit with argMin), exactly the SQL
-  stores' upsert rule.
+  stored (a late exposure, flagged `late` so the query groups that unit with argMin, and copied to
+  `late_units` first, where the reads look for late units), exactly the SQL stores' upsert rule.
 
 The keys of a check go to ClickHouse as data (`Client.rows_with_keys`), not as literals. Events stored
 twice (two writers racing on one batch) are harmless: the query takes the first event per unit.
@@ -31,7 +31,13 @@ from typing import Any
 import orjson
 
 from openautotune.store.clickhouse.client import Client, literal
-from openautotune.store.clickhouse.schema import EVENT_COLUMNS, EXPOSURE_COLUMNS, INSERTED_UNIT_COLUMNS
+from openautotune.store.clickhouse.schema import (
+    EVENT_COLUMNS,
+    EXPOSURE_COLUMNS,
+    INSERTED_UNIT_COLUMNS,
+    UNIT_COLUMNS,
+    late_units_name,
+)
 
 CHUNK = 50_000
 # Keys per "already stored?" query (sent as data, not as literals: see Client.rows_with_keys).
@@ -181,6 +187,12 @@ def write_rows(
     fresh_units = [unit_tuple(row, late) for row, late in new_units(client, units_table, units)]
     fresh_events = [event_tuple(row) for row in new_events(client, events_table, events)]
     fresh_exposures = [exposure_tuple(row) for row in new_exposures(client, exposures_table, exposures)]
+    # Late rows go to `late_units` before `units`: once a late row is in `units` the check above no
+    # longer offers it, so a failure between the two inserts must leave the copy, not the row (a copy
+    # without its row, retried, is copied again: harmless, see schema.py).
+    late_copies = [row[: len(UNIT_COLUMNS)] for row in fresh_units if row[-1]]
+    for part in _chunks(late_copies, CHUNK):
+        client.insert(late_units_name(units_table), UNIT_COLUMNS, part)
     for part in _chunks(fresh_units, CHUNK):
         client.insert(units_table, INSERTED_UNIT_COLUMNS, part)
     for part in _chunks(fresh_events, CHUNK):
