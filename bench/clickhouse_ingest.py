@@ -1,6 +1,6 @@
 """Ingestion through HTTP with the events in chdb vs in SQLite (the issue's "at least as fast").
 
-    .venv/bin/python bench/clickhouse_ingest.py [--batches 100] [--rounds 3] [--clients 4]
+    .venv/bin/python bench/clickhouse_ingest.py [--seconds 3] [--connections 64] [--bodies 600] [--rounds 3]
         [--sync-batches 20] [--max-batches 20,50,100]
 
 Real servers (`openautotune serve`), each on its own SQLite main database; the "chdb" one has
@@ -8,10 +8,13 @@ Real servers (`openautotune serve`), each on its own SQLite main database; the "
 the batch log stay in SQLite). The same gzip batches of 500 SDK events as bench/ingest.py (fresh ids
 each round); rounds alternate between the two servers of a mode. Measured:
 
-1. log mode (the default, docs/ingestion.md), the server's own processor running: `--clients`
-   threads post `--batches` batches; (a) acknowledged events/s: until every post is answered (the
-   raw batch appended to the log); (b) end-to-end events/s: until every batch of the round is
-   processed (no `ingest_batches` row left with `processed_ms` NULL, polled every 20 ms);
+1. log mode (the default, docs/ingestion.md), the server's own processor running: Debian's `wrk`
+   (one thread, `--connections`) posts `--bodies` pre-built gzip batches of fresh ids for
+   `--seconds` (bench/ingest_log.lua cycles them; a round posts fewer than it has, so none is
+   re-delivered); (a) acknowledged events/s (the raw batch appended to the log); (b) end-to-end
+   events/s: the acknowledged events over the time until every batch is processed (no
+   `ingest_batches` row left with `processed_ms` NULL, polled every 20 ms). Python clients (this
+   bench's first form) held the rate near 14k-21k events/s whatever the server did;
 2. sync mode (`--ingest-mode sync`): one batch at a time like an SDK, each answered after its rows
    are stored: events/s (the previous figure of this bench);
 3. the log processor alone, in this process: `--processor-batches` batches appended, then drained by a `LogProcessor`
@@ -31,16 +34,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import BATCH, body, make_batch, setup, through_http  # bench/ingest.py
-from ingest_log import server  # bench/ingest_log.py: `serve` with any extra arguments
+from ingest_log import run_wrk, server, write_bodies  # bench/ingest_log.py: `serve`, wrk and its bodies
 
 from openautotune.clock import SystemClock
 from openautotune.service.ingest.log_processor import LogProcessor, append_batches
@@ -50,7 +51,6 @@ from openautotune.store.clickhouse.store import ClickHouseEvents
 from openautotune.store.database import Database
 
 NAMES = ("sqlite", "chdb")
-HEADERS = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
 
 
 @contextmanager
@@ -76,31 +76,15 @@ def pending(db: Database) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def log_round(url: str, key: str, db: Database, bodies: list[bytes], clients: int) -> tuple[float, float]:
-    """(seconds until every post is acknowledged, seconds until every batch is processed)."""
-    headers = {**HEADERS, "STATSIG-API-KEY": key}
-    shares = [bodies[i::clients] for i in range(clients)]
-    sessions = [httpx.Client(timeout=120.0) for _ in range(clients)]
-    for session in sessions:  # warm the connections
-        session.post(url + "/v1/log_event", content=body([]), headers=headers)
-    while pending(db):  # the warm-up batches
-        time.sleep(0.02)
-
-    def post_all(index: int) -> None:
-        for content in shares[index]:
-            response = sessions[index].post(url + "/v1/log_event", content=content, headers=headers)
-            assert response.status_code == 200 and not response.json()["rejected"], response.text
-
+def log_round(url: str, key: str, db: Database, bodies: Path, seconds: int, connections: int) -> tuple[float, float]:
+    """(acknowledged events/s, end-to-end events/s): wrk posts the pre-built batches for `seconds`, then
+    the clock runs until the server's processor has turned every acknowledged batch into rows."""
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(post_all, range(clients)))
-    acknowledged = time.perf_counter() - started
+    result = run_wrk(url, key, bodies, seconds, connections, threads=1)
     while pending(db):
         time.sleep(0.02)
     processed = time.perf_counter() - started
-    for session in sessions:
-        session.close()
-    return acknowledged, processed
+    return float(result["rate"]), float(result["acknowledged"]) / processed
 
 
 def processing(db: Database, variants: list[str], now_ms: int, tag: str, max_batches: int, batches: int = 60) -> float:
@@ -128,12 +112,16 @@ def log_mode(directory: Path, now_ms: int, args: argparse.Namespace) -> list[str
     with servers(directory, "log") as made:
         for r in range(args.rounds):
             for name, (url, key, variants, db) in made.items():
-                bodies = [body(make_batch(f"log{name}{r}", n, variants, now_ms)) for n in range(args.batches)]
-                ack, done = log_round(url, key, db, bodies, args.clients)
-                acked[name].append(args.batches * BATCH / ack)
-                end_to_end[name].append(args.batches * BATCH / done)
+                # Fresh units and events every round, more than a round posts: no batch is re-delivered.
+                bodies = directory / f"bodies-{name}-{r}.bin"
+                write_bodies(bodies, variants, now_ms, seed=f"log{name}{r}", count=args.bodies)
+                while pending(db):  # the previous round's backlog, if any
+                    time.sleep(0.02)
+                ack, done = log_round(url, key, db, bodies, args.seconds, args.connections)
+                acked[name].append(ack)
+                end_to_end[name].append(done)
     lines = [
-        ratio_line(f"log mode, acknowledged ({args.clients} clients)", acked),
+        ratio_line(f"log mode, acknowledged (wrk -t1 -c{args.connections} {args.seconds}s)", acked),
         ratio_line("log mode, end to end (all processed)", end_to_end),
     ]
     print(*lines, sep="\n", flush=True)
@@ -184,9 +172,10 @@ def processor_alone(directory: Path, now_ms: int, args: argparse.Namespace) -> l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batches", type=int, default=100, help="batches per log-mode round")
+    parser.add_argument("--seconds", type=int, default=3, help="wrk seconds per log-mode round")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections in log mode")
+    parser.add_argument("--bodies", type=int, default=600, help="distinct batches per log-mode round (fresh ids)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clients", type=int, default=4, help="concurrent posting clients in log mode")
     parser.add_argument("--sync-batches", type=int, default=20, help="batches per sync-mode round")
     parser.add_argument("--max-batches", default="20,50,100", help="processor batches per transaction to try")
     parser.add_argument("--processor-batches", type=int, default=100, help="batches drained per processor round")

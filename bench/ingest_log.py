@@ -49,9 +49,11 @@ LUA = Path(__file__).resolve().parent / "ingest_log.lua"
 BODIES = 200
 
 
-def write_bodies(path: Path, variant_ids: list[str], now_ms: int, config: str = AUTOTUNE, seed: str = "wrk") -> None:
+def write_bodies(
+    path: Path, variant_ids: list[str], now_ms: int, config: str = AUTOTUNE, seed: str = "wrk", count: int = BODIES
+) -> None:
     with path.open("wb") as out:
-        for number in range(BODIES):
+        for number in range(count):
             content = body(make_batch(seed, number, variant_ids, now_ms, config))
             out.write(f"{len(content):08d}".encode() + content)
 

@@ -5,6 +5,9 @@ exposures log and the results history show them."""
 
 from __future__ import annotations
 
+import gzip
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openautotune.service import autotunes, exposures_log
-from openautotune.service.ingest.log_processor import LogProcessor
+from openautotune.service.ingest.log_processor import LogProcessor, append_batches
+from openautotune.service.ingest.logged import GZIP, new_batch
+from openautotune.store import batch_log
+from openautotune.store.batch_log import LoggedBatch
 from openautotune.store.clickhouse.store import ClickHouseEvents
 from openautotune.store.event_store import EventStoreUnavailable
 from openautotune.testing import TestApp, make_test_app
@@ -141,6 +147,56 @@ def test_log_first_ingestion_puts_exposures_in_clickhouse(tmp_path: Path) -> Non
         assert ingest.exposures() == []
         assert len(exposures_log.recent(app.db, autotune_id, limit=100)) == 39
     app.db.dispose()
+
+
+def test_the_processor_writes_clickhouse_outside_sqlites_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the processor's ClickHouse write runs, an SDK batch can still be appended (acknowledged):
+    the write comes before the processor takes SQLite's one write lock, not inside it. A processor
+    killed after that write, before stamping its batches, leaves them pending; processed again they
+    store each row once."""
+    app = _app(tmp_path, "lock", chdb=True, mode="log")
+    store = app.db.events
+    assert isinstance(store, ClickHouseEvents)
+    with TestClient(app.app) as client:
+        ingest = Ingest(app, client)
+        autotune_id = _post_all(ingest)
+        real_write = store.write_rows
+        appended: list[float] = []
+
+        def write_while_appending(*args: Any, **kwargs: Any) -> int:
+            started = time.monotonic()
+
+            def append() -> None:
+                append_batches(app.db, [_logged_batch(app.clock.now_ms())])
+                appended.append(time.monotonic() - started)
+
+            thread = threading.Thread(target=append)
+            thread.start()
+            thread.join(timeout=10.0)
+            return real_write(*args, **kwargs)
+
+        monkeypatch.setattr(store, "write_rows", write_while_appending)
+        monkeypatch.setattr(batch_log, "mark_processed", _killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            LogProcessor(app.db, app.clock).process_once()
+        assert appended and appended[0] < 5.0  # appended (durable) without waiting for the processor
+        assert store.exposure_count() == 39  # written, but the batches are still pending
+        monkeypatch.undo()
+        assert LogProcessor(app.db, app.clock).drain() == 4  # the three, then the one appended meanwhile
+        assert store.exposure_count() == 39 and store.counts() == (12, 12)
+        assert len(exposures_log.recent(app.db, autotune_id, limit=100)) == 39
+    app.db.dispose()
+    store.close()
+
+
+def _killed(*args: Any) -> None:
+    raise RuntimeError("killed before the stamp")
+
+
+def _logged_batch(now_ms: int) -> LoggedBatch:
+    return new_batch(gzip.compress(b"[]"), GZIP, 0, now_ms)
 
 
 def test_a_clickhouse_failure_after_the_units_fails_the_batch_and_the_retry_stores_each_row_once(

@@ -180,15 +180,22 @@ class _Rows:
         events AND raw exposures go there in one bulk call inside this transaction, and nothing of
         them to the main database: if that store fails, the transaction (and the batch's processed
         stamp) rolls back and the batch is not acknowledged."""
+        if events is not None:
+            self.write_to(events)
+            return
         exposure_rows = [self.exposures[key] for key in sorted(self.exposures)]
         units = [self.units[key] for key in sorted(self.units)]
         event_rows = [self.events[key] for key in sorted(self.events)]
-        if events is not None:
-            events.write_rows(units, event_rows, exposure_rows)
-            return
         store.insert_exposures(conn, exposure_rows)
         store.upsert_units(conn, units)
         store.insert_events(conn, event_rows)
+
+    def write_to(self, events: EventStore) -> None:
+        """Units, events and raw exposures to a separate event store, in one bulk, idempotent call."""
+        exposure_rows = [self.exposures[key] for key in sorted(self.exposures)]
+        units = [self.units[key] for key in sorted(self.units)]
+        event_rows = [self.events[key] for key in sorted(self.events)]
+        events.write_rows(units, event_rows, exposure_rows)
 
 
 def _wanted(exposures: Iterable[parse.CheckedExposure]) -> dict[str, set[int]]:

@@ -137,6 +137,18 @@ def write_checked(
     """Classify exposures against the autotunes as this transaction sees them and write every row
     (three executemany statements whatever the number of batches; exposures, units and events in
     `events` when they live in another store, see `_Rows.write`); one (report, result) per batch."""
+    _rows_of(conn, cache, checked).write(conn, events)
+    return reports_of(checked, processed_ms)
+
+
+def store_in_event_store(conn: Connection, cache: FactsCache, checked: CheckedBatches, events: EventStore) -> None:
+    """The rows of `checked` (exposures classified as `conn`, a read transaction, sees the autotunes)
+    written to the separate event store only; idempotent, so it may run before the batches are claimed
+    and again if they are processed twice. The caller then stamps them with `reports_of`."""
+    _rows_of(conn, cache, checked).write_to(events)
+
+
+def _rows_of(conn: Connection, cache: FactsCache, checked: CheckedBatches) -> _Rows:
     rows = _Rows()
     exposures = [exposure for item in checked.items for exposure in item.exposures]
     facts = cache.lookup(conn, _wanted(exposures)) if exposures else {}
@@ -145,7 +157,11 @@ def write_checked(
             rows.add_exposure(exposure, facts.get(exposure.config), item.batch.received_ms)
         for event in item.events:
             rows.add_event(event, item.batch.received_ms)
-    rows.write(conn, events)
+    return rows
+
+
+def reports_of(checked: CheckedBatches, processed_ms: int) -> list[tuple[BatchReport, BatchResult]]:
+    """One (report, result) per batch, its rejections logged."""
     reports = [_report(item, processed_ms) for item in checked.items]
     for report, result in reports:
         if result.rejected:
