@@ -191,6 +191,49 @@ def test_the_processor_writes_clickhouse_outside_sqlites_write_lock(
     store.close()
 
 
+def test_two_processors_on_one_sqlite_file_take_turns_writing_clickhouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside SQLite's write lock, two processors (two `openautotune process`, or one beside
+    `serve`) would write the same pending batches to ClickHouse at once, and its check-then-insert
+    would store a unit twice: they take turns (a flock next to the database file)."""
+    app = _app(tmp_path, "turns", chdb=True, mode="log")
+    store = app.db.events
+    assert isinstance(store, ClickHouseEvents)
+    with TestClient(app.app) as client:
+        _post_all(Ingest(app, client))
+        real_write = store.write_rows
+        in_flight: list[int] = []
+        most = [0]
+        guard = threading.Lock()
+
+        def slow_write(*args: Any, **kwargs: Any) -> int:
+            with guard:
+                in_flight.append(1)
+                most[0] = max(most[0], len(in_flight))
+            time.sleep(0.3)  # the other processor has every chance to start its own write
+            try:
+                return real_write(*args, **kwargs)
+            finally:
+                with guard:
+                    in_flight.pop()
+
+        monkeypatch.setattr(store, "write_rows", slow_write)
+        done: list[int] = []
+        processors = [
+            threading.Thread(target=lambda: done.append(LogProcessor(app.db, app.clock).drain())) for _ in range(2)
+        ]
+        for thread in processors:
+            thread.start()
+        for thread in processors:
+            thread.join(timeout=30.0)
+        assert sorted(done) == [0, 3] and most[0] == 1
+        assert store.main.rows("SELECT count() FROM units") == [(12,)]
+        assert store.exposure_count() == 39 and store.counts() == (12, 12)
+    app.db.dispose()
+    store.close()
+
+
 def _killed(*args: Any) -> None:
     raise RuntimeError("killed before the stamp")
 

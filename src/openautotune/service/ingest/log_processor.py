@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -33,12 +35,14 @@ from openautotune.service.ingest.processor import (
 from openautotune.store import batch_log
 from openautotune.store.batch_log import BatchReport, LoggedBatch
 from openautotune.store.database import Database
+from openautotune.store.leader_lock import leader_lock
 
 log = logging.getLogger("openautotune.ingest")
 
 MAX_BATCHES_PER_TRANSACTION = 20  # 10,000 events of 500-event batches: thousands of rows per commit
 IDLE_SECONDS = 0.2
 ERROR_BACKOFF_SECONDS = 2.0
+TURN_POLL_SECONDS = 0.01  # how often a processor waiting for the event-store turn tries again
 
 
 def append_batches(db: Database, batches: Sequence[LoggedBatch]) -> None:
@@ -115,24 +119,32 @@ class LogProcessor:
         """SQLite has ONE write lock, which the request path appends under: read and check outside
         any transaction (the CPU-heavy part), then claim what is still pending and write it. A batch
         another processor took meanwhile is left out ([] when all were)."""
-        with self._db.read() as conn:
-            batches = batch_log.pending(conn, self._max_batches)
+        if self._db.events is not None:
+            with self._event_store_turn():
+                return self._process_sqlite_to_event_store()
+        batches = self._pending()
         if not batches:
             return None
         checked = check_batches(batches)
-        if self._db.events is not None:
-            return self._process_sqlite_to_event_store(checked)
         with self._db.write() as conn:
             claimed = batch_log.claim(conn, checked.ids)
             return self._write(conn, checked.only(claimed)) if claimed else []
 
-    def _process_sqlite_to_event_store(self, checked: CheckedBatches) -> list[BatchReport]:
+    def _pending(self) -> list[LoggedBatch]:
+        with self._db.read() as conn:
+            return batch_log.pending(conn, self._max_batches)
+
+    def _process_sqlite_to_event_store(self) -> list[BatchReport] | None:
         """With a separate event store (ClickHouse) its write, tens of milliseconds, runs before the
         write lock: inside it the request path's appends waited for it (acknowledged events/s at
-        0.8x SQLite's). The write is idempotent, so a kill before the stamp, or another processor
-        taking the same batches meanwhile, stores nothing twice; then claim and stamp, as usual."""
+        0.8x SQLite's). The write is idempotent, so a kill before the stamp stores nothing twice on
+        the retry; then claim and stamp, as usual. The caller holds the event-store turn."""
         events = self._db.events
         assert events is not None
+        batches = self._pending()
+        if not batches:
+            return None
+        checked = check_batches(batches)
         with self._db.read() as conn:
             store_in_event_store(conn, self._cache, checked, events)
         with self._db.write() as conn:
@@ -141,6 +153,20 @@ class LogProcessor:
                 return []
             reports = [report for report, _ in reports_of(checked.only(claimed), self._clock.now_ms())]
             return self._stamp(conn, reports)
+
+    @contextmanager
+    def _event_store_turn(self) -> Iterator[None]:
+        """One processor at a time, among every process on this SQLite database (a `flock` next to the
+        file), reads, checks and writes the event store: outside SQLite's write lock nothing else
+        keeps two processors from writing the same pending batches at once, and ClickHouse's
+        check-then-insert would then store a unit twice."""
+        turn = leader_lock(self._db.engine, "event-store-writer")
+        while not turn.try_acquire():
+            time.sleep(TURN_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            turn.release()
 
     def _write(self, conn: Connection, checked: CheckedBatches) -> list[BatchReport]:
         results = write_checked(conn, self._cache, checked, self._clock.now_ms(), events=self._db.events)
