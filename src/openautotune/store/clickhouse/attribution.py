@@ -44,9 +44,9 @@ NO_PROPENSITY = -1.0
 # earliest exposure is in the window, as the SQL stores (which keep only the earliest row) would. A
 # late row is earlier than every row stored before it, so a late unit's earliest exposure is among its
 # late rows: the second branch reads only those, from `late_units`, and so does the set the first
-# branch leaves out. Both read a table as small as late exposures are rare (scanning the run's `late`
-# column for them cost a quarter of an hourly read), so an hourly update's cost does not grow with
-# the run's history.
+# branch leaves out. Both read a table as small as late exposures are rare, not the run's `late`
+# column (about 2.2 ms a read on 2M units against 1.7 ms; the rest of the late handling's ~4 ms of a
+# 19 ms hourly read is per-subquery planning), and an hourly update's cost follows the new units.
 _MATURED = """
     SELECT unit_id, variant_id AS v, ifNull(allocation_version, {no_version}) AS p,
            first_exposure_ms AS first_ms{plain}

@@ -12,8 +12,8 @@
 ClickHouse has no unique key: the writer skips rows already stored (`writer.py`) and flags a late,
 earlier exposure (`late`), which the query resolves with `argMin(..., first_exposure_ms)`. Each late
 row is also copied to `late_units` (`ORDER BY (autotune_id, run, unit_id)`), a table as small as late
-exposures are rare: the reads find the late units there instead of scanning the run's `late` column
-twice (a quarter of an hourly read's time on 2M units).
+exposures are rare: the reads find the late units there instead of reading the run's `late` column
+twice.
 On a cluster (`?cluster=NAME`) each shard holds `units_local` / `late_units_local` / `events_local` /
 `exposures_local` and every node a `Distributed` table named `units` / `late_units` / `events` /
 `exposures` over them, sharded by `cityHash64(unit_id)`, so a unit, its late rows and its events live
