@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -118,41 +118,30 @@ class LogProcessor:
     def _process_sqlite(self) -> list[BatchReport] | None:
         """SQLite has ONE write lock, which the request path appends under: read and check outside
         any transaction (the CPU-heavy part), then claim what is still pending and write it. A batch
-        another processor took meanwhile is left out ([] when all were)."""
-        if self._db.events is not None:
-            with self._event_store_turn():
-                return self._process_sqlite_to_event_store()
-        batches = self._pending()
-        if not batches:
-            return None
-        checked = check_batches(batches)
-        with self._db.write() as conn:
-            claimed = batch_log.claim(conn, checked.ids)
-            return self._write(conn, checked.only(claimed)) if claimed else []
+        another processor took meanwhile is left out ([] when all were).
 
-    def _pending(self) -> list[LoggedBatch]:
-        with self._db.read() as conn:
-            return batch_log.pending(conn, self._max_batches)
-
-    def _process_sqlite_to_event_store(self) -> list[BatchReport] | None:
-        """With a separate event store (ClickHouse) its write, tens of milliseconds, runs before the
-        write lock: inside it the request path's appends waited for it (acknowledged events/s at
-        0.8x SQLite's). The write is idempotent, so a kill before the stamp stores nothing twice on
-        the retry; then claim and stamp, as usual. The caller holds the event-store turn."""
+        With a separate event store (ClickHouse) its write, tens of milliseconds, runs before the
+        write lock too (inside it the appends waited for it: acknowledged events/s at 0.8x SQLite's),
+        and the write transaction only claims and stamps. That write is idempotent, so a kill before
+        the stamp stores nothing twice on the retry."""
         events = self._db.events
-        assert events is not None
-        batches = self._pending()
-        if not batches:
-            return None
-        checked = check_batches(batches)
-        with self._db.read() as conn:
-            store_in_event_store(conn, self._cache, checked, events)
-        with self._db.write() as conn:
-            claimed = batch_log.claim(conn, checked.ids)
-            if not claimed:
-                return []
-            reports = [report for report, _ in reports_of(checked.only(claimed), self._clock.now_ms())]
-            return self._stamp(conn, reports)
+        with self._event_store_turn() if events is not None else nullcontext():
+            with self._db.read() as conn:
+                batches = batch_log.pending(conn, self._max_batches)
+            if not batches:
+                return None
+            checked = check_batches(batches)
+            if events is not None:
+                with self._db.read() as conn:
+                    store_in_event_store(conn, self._cache, checked, events)
+            with self._db.write() as conn:
+                claimed = batch_log.claim(conn, checked.ids)
+                if not claimed:
+                    return []
+                if events is None:
+                    return self._write(conn, checked.only(claimed))
+                reports = reports_of(checked.only(claimed), self._clock.now_ms())
+                return self._stamp(conn, [report for report, _ in reports])
 
     @contextmanager
     def _event_store_turn(self) -> Iterator[None]:

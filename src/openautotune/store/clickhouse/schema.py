@@ -63,17 +63,18 @@ EXPOSURE_COLUMNS = (
     "dedup_key",
 )
 
-_UNITS = """CREATE TABLE IF NOT EXISTS {name} (
-    autotune_id String, run Int32, unit_id String, variant_id String, first_exposure_ms Int64,
+# UNIT_COLUMNS with their types: `units` adds the `late` flag, `late_units` (copies of the rows with
+# `late = 1`) has them as they are.
+_UNIT_COLUMN_TYPES = """autotune_id String, run Int32, unit_id String, variant_id String, first_exposure_ms Int64,
     allocation_version Nullable(Int32), explore UInt8, features Nullable(String), propensity Nullable(Float64),
-    holdout UInt8 DEFAULT 0, late UInt8 DEFAULT 0
+    holdout UInt8 DEFAULT 0"""
+
+_UNITS = f"""CREATE TABLE IF NOT EXISTS {{name}} (
+    {_UNIT_COLUMN_TYPES}, late UInt8 DEFAULT 0
 ) ENGINE = MergeTree ORDER BY (autotune_id, run, first_exposure_ms)"""
 
-# The late rows of `units` (those with `late = 1`), copied: same columns but the flag.
-_LATE_UNITS = """CREATE TABLE IF NOT EXISTS {name} (
-    autotune_id String, run Int32, unit_id String, variant_id String, first_exposure_ms Int64,
-    allocation_version Nullable(Int32), explore UInt8, features Nullable(String), propensity Nullable(Float64),
-    holdout UInt8 DEFAULT 0
+_LATE_UNITS = f"""CREATE TABLE IF NOT EXISTS {{name}} (
+    {_UNIT_COLUMN_TYPES}
 ) ENGINE = MergeTree ORDER BY (autotune_id, run, unit_id)"""
 
 _EVENTS = """CREATE TABLE IF NOT EXISTS {name} (
