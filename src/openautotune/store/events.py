@@ -82,6 +82,12 @@ class SqlEvents:
     def matured_aggregates(
         self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
     ) -> list[Aggregate]:
+        return self._aggregates(autotune_id, run, definition, matured_after_ms, as_of_ms, holdout=False)
+
+    def _aggregates(
+        self, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int, *, holdout: bool
+    ) -> list[Aggregate]:
+        """The bandit's (or with `holdout` the holdout's) sums of the units matured in the window."""
         return self._read(
             matured_aggregates,
             autotune_id=autotune_id,
@@ -89,6 +95,7 @@ class SqlEvents:
             definition=definition,
             matured_after_ms=matured_after_ms,
             as_of_ms=as_of_ms,
+            holdout=holdout,
         )
 
     def matured_units(
@@ -109,15 +116,7 @@ class SqlEvents:
     def holdout_aggregates(
         self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int
     ) -> list[Aggregate]:
-        return self._read(
-            matured_aggregates,
-            autotune_id=autotune_id,
-            run=run,
-            definition=definition,
-            matured_after_ms=matured_after_ms,
-            as_of_ms=as_of_ms,
-            holdout=True,
-        )
+        return self._aggregates(autotune_id, run, definition, matured_after_ms, as_of_ms, holdout=True)
 
     def delay_histogram(
         self, *, autotune_id: str, run: int, definition: Definition, matured_after_ms: int, as_of_ms: int, bins: int
