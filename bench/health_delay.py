@@ -9,6 +9,12 @@
   allocation) and `"ignored"` (the mature-only engine). Reported: regret over the 3 days of each, their
   ratio, and whether each variant's final estimate (mature units only) is unbiased: the mean against the
   truth (rate x the share of conversions inside the window) and how often its 95% interval holds it.
+  Also the best any allocation could do beside the mature-only engine: the regret of an oracle that
+  serves the same exploration split, then knows the best arm from the first exploiting hour but still
+  gives the open challengers the testing floor the mature-only run's sequential test kept
+  (`floor_k = w_k - (1 - TRAFFIC_FLOOR) x P(best)_k` of each published allocation), and, looser, of
+  one that serves nothing but the best arm once exploration ends. Their ratio to the mature-only
+  regret is the lowest ratio the delay model (which only changes the P(best) part) could reach.
 - holdout: the same arms with `holdoutPercent: 10`, a 1-hour window and 15-minute mean delays (the
   simulator's defaults), through the real serving evaluator and ingestion (the holdout is decided by the
   served rule), until the winner or 72 hours. The true lift is what the served variants imply: the
@@ -30,8 +36,9 @@ from typing import Any
 
 from openautotune.engine.results import read_results
 from openautotune.service import autotunes as autotune_service
-from openautotune.simulation.bandit import SimulationConfig
+from openautotune.simulation.bandit import HourReport, SimulationConfig
 from openautotune.simulation.wiring import run_simulation
+from openautotune.stats.winner_rule import TRAFFIC_FLOOR
 from openautotune.store.database import Database
 
 ARMS = (0.05, 0.055, 0.065)
@@ -39,6 +46,23 @@ DELAY_MINUTES = 360.0
 # Shares of converters whose conversion falls inside the window (exponential delays).
 DELAY_COUNTED = 1.0 - math.exp(-24 * 60 / DELAY_MINUTES)
 HOLDOUT_COUNTED = 1.0 - math.exp(-60.0 / 15.0)
+
+
+def oracle_regrets(hours: list[HourReport]) -> tuple[float, float]:
+    """(oracle keeping the testing floor, oracle serving only the best arm) over `hours` of a run whose
+    allocations are the mature-only ones: an hour served by exploiting weights is re-priced, every
+    other hour (exploration, the winner) keeps its regret."""
+    best = max(range(len(ARMS)), key=lambda k: ARMS[k])
+    gaps = [ARMS[best] - p for p in ARMS]
+    with_floor = only_best = 0.0
+    for previous, hour in zip([None, *hours[:-1]], hours, strict=True):
+        if previous is None or previous.stage != "exploiting" or not previous.weights:
+            with_floor += hour.regret
+            only_best += hour.regret
+            continue
+        floor = [max(0.0, w - (1.0 - TRAFFIC_FLOOR) * p) for w, p in zip(previous.weights, previous.pob, strict=True)]
+        with_floor += hour.users * sum(f * g for f, g in zip(floor, gaps, strict=True))
+    return with_floor, only_best
 
 
 def delay_job(job: tuple[int, str, str]) -> dict[str, Any]:
@@ -52,11 +76,14 @@ def delay_job(job: tuple[int, str, str]) -> dict[str, Any]:
         attribution_window="24hr",
         delayed_conversions=mode,
     )
+    with_floor, only_best = oracle_regrets(result.hours)
     return {
         "seed": seed,
         "mode": mode,
         "exploration": exploration,
         "regret": result.regret,
+        "oracleWithFloor": with_floor,
+        "oracleOnlyBest": only_best,
         "winner": result.winner,
         "hour": result.hours_to_winner,
         "final": [(f.mean, f.ci_low, f.ci_high) for f in result.final],
@@ -114,6 +141,12 @@ def delay_report(records: list[dict[str, Any]]) -> str:
         f"mature-only {statistics.fmean(ignored):.1f}, ratio of means "
         f"{statistics.fmean(expected) / statistics.fmean(ignored):.2f}x "
         f"(per-seed ratios median {statistics.median(e / i for e, i in zip(expected, ignored, strict=True)):.2f})",
+        f"  lowest reachable beside the mature-only engine: oracle keeping its testing floor "
+        f"{statistics.fmean(by[s, 'ignored']['oracleWithFloor'] for s in seeds):.1f} "
+        f"({statistics.fmean(by[s, 'ignored']['oracleWithFloor'] for s in seeds) / statistics.fmean(ignored):.2f}x), "
+        f"oracle serving only the best arm after exploration "
+        f"{statistics.fmean(by[s, 'ignored']['oracleOnlyBest'] for s in seeds):.1f} "
+        f"({statistics.fmean(by[s, 'ignored']['oracleOnlyBest'] for s in seeds) / statistics.fmean(ignored):.2f}x)",
     ]
     for mode in ("expected", "ignored"):
         runs = [by[s, mode] for s in seeds]
