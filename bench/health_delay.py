@@ -14,7 +14,8 @@
   gives the open challengers the testing floor the mature-only run's sequential test kept
   (`floor_k = w_k - (1 - TRAFFIC_FLOOR) x P(best)_k` of each published allocation), and, looser, of
   one that serves nothing but the best arm once exploration ends. Their ratio to the mature-only
-  regret is the lowest ratio the delay model (which only changes the P(best) part) could reach.
+  regret is the lowest ratio the delay model, which only changes the P(best) part, could reach with
+  the floor the mature-only test keeps.
 - holdout: the same arms with `holdoutPercent: 10`, a 1-hour window and 15-minute mean delays (the
   simulator's defaults), through the real serving evaluator and ingestion (the holdout is decided by the
   served rule), until the winner or 72 hours. The true lift is what the served variants imply: the
