@@ -11,8 +11,8 @@ functions, no JSONExtract, joins on equality only (the time conditions go in WHE
 - hits: the success events in the window's time bound (`previous as_of - W < time <= as_of`, redundant
   but what keeps an hourly update's scan short) joined to those units, kept in
   `[first exposure, first exposure + W]`; the first one per unit is `argMin(value, (time_ms,
-  dedup_key))` (ties in time broken by the content hash, like the SQL path), so an event stored twice
-  changes nothing;
+  dedup_key))` (ties in time broken by the content hash, like the SQL path; the pair is written as one
+  byte string, `EVENT_ORDER`), so an event stored twice changes nothing;
 - the sums per (variant, period), in one of two forms chosen by the read (`aggregates_sql`): the full
   recompute counts exposed units from the units alone and converted ones from the hits (two small
   aggregates); a windowed (hourly) read joins the units to their events once and groups by unit
@@ -66,18 +66,28 @@ _MATURED = """
 
 LATE_UNIT_IDS = "SELECT unit_id FROM {late_units} WHERE autotune_id = {autotune_id} AND run = {run}"
 
+# The order of a unit's success events, (time_ms, dedup_key), as one String that compares byte by
+# byte the same way: the time's 8 bytes big-endian with the sign bit flipped (unsigned bytes then
+# order as the signed times do), then the key. `argMin` over a String compares bytes; over the tuple it
+# compared generic values, 15-20 ms of a 0.19 s full recompute of 2M units. `reinterpretAsString`
+# drops trailing zero bytes (little-endian: the high ones); with the sign bit flipped the high byte of
+# any time later than 2^56 ms before 1970 is non-zero, so the prefix is always 8 bytes long.
+EVENT_ORDER = (
+    "concat(reverse(reinterpretAsString(bitXor(toUInt64(time_ms), toUInt64(9223372036854775808)))), dedup_key)"
+)
+
 # Each matured unit's first success event in its window: the (small) filtered events on the left, the
-# matured units on the right; argMin per unit picks the first by (time, dedup_key).
-_SUCCESS_EVENTS = """
-            SELECT unit_id, time_ms, dedup_key, ifNull({raw}, '') AS raw
-            FROM {events}
-            WHERE event_name = {event_name} AND id_type = {id_type}
-              AND time_ms > {after} - {window} AND time_ms <= {as_of}{value_filter}"""
+# matured units on the right; argMin per unit picks the first by `EVENT_ORDER`.
+_SUCCESS_EVENTS = f"""
+            SELECT unit_id, time_ms, {EVENT_ORDER} AS event_order, ifNull({{raw}}, '') AS raw
+            FROM {{events}}
+            WHERE event_name = {{event_name}} AND id_type = {{id_type}}
+              AND time_ms > {{after}} - {{window}} AND time_ms <= {{as_of}}{{value_filter}}"""
 
 _HITS = """
-    SELECT unit_id{carry}, argMin(raw, (time_ms, dedup_key)) AS first_raw
+    SELECT unit_id{carry}, argMin(raw, event_order) AS first_raw
     FROM (
-        SELECT unit_id, v, p, first_ms, time_ms, dedup_key, raw
+        SELECT unit_id, v, p, first_ms, time_ms, event_order, raw
         FROM ({success_events}) AS e ALL INNER JOIN ({matured_keys}) AS m USING unit_id
         WHERE time_ms >= first_ms AND time_ms <= first_ms + {window}
     )
@@ -99,7 +109,7 @@ GROUP BY v, p"""
 
 # A windowed read (an hourly update: few units): one pass. Every matured unit LEFT JOINed to the
 # filtered success events and grouped by unit, counting its hits in [first exposure, + W] and taking
-# the first one's value (argMinIf by (time, dedup_key)); then summed per (variant, period). A unit
+# the first one's value (argMinIf by `EVENT_ORDER`); then summed per (variant, period). A unit
 # with no event gets the join's defaults (time_ms 0, raw ''), which fail the If-conditions because
 # its first exposure is after 0 (this form is used only when `after - W >= 0`, see `aggregates_sql`).
 # About 30% faster than the two-part form on an hourly read (it reads the matured units once). Rows
@@ -112,7 +122,7 @@ FROM (
     FROM (
         SELECT unit_id, any(v) AS v, any(p) AS p,
                countIf(time_ms >= first_ms AND time_ms <= first_ms + {window}) AS hits,
-               argMinIf(raw, (time_ms, dedup_key), time_ms >= first_ms AND time_ms <= first_ms + {window})
+               argMinIf(raw, event_order, time_ms >= first_ms AND time_ms <= first_ms + {window})
                    AS first_raw
         FROM ({matured}) AS m ALL LEFT JOIN ({success_events}) AS e USING unit_id
         GROUP BY unit_id

@@ -6,7 +6,7 @@ guardrail event as the outcome, `ClickHouseEvents.matured_aggregates`).
 The rules are those of `attribution.py` (read its docstring): one text that runs unchanged on
 ClickHouse 18.16 and 26.x (no CTEs, no window functions, no JSONExtract, joins on equality only), a
 success is what it is there (same value text, number grammar and id type), a unit's first success
-event is `argMin(..., (time_ms, dedup_key))`, and on a cluster the text runs on every shard over its
+event is `argMin(..., EVENT_ORDER)` (time, then dedup_key), and on a cluster the text runs on every shard over its
 local tables and the caller adds the per-shard sums. The units are read the same way too: most units
 have one row and are read as stored; the few with a `late` row are read from `late_units`, grouped
 with `argMin(..., first_exposure_ms)` and kept when their earliest exposure is in range. One difference: the holdout
@@ -24,7 +24,7 @@ from openautotune.domain.autotune import Definition
 from openautotune.store.attribution import Aggregate
 
 # Shared with the attribution query so a success means the same thing in every read.
-from openautotune.store.clickhouse.attribution import LATE_UNIT_IDS, success_terms
+from openautotune.store.clickhouse.attribution import EVENT_ORDER, LATE_UNIT_IDS, success_terms
 from openautotune.store.clickhouse.client import literal
 from openautotune.store.clickhouse.schema import late_units_name
 from openautotune.store.delay import ImmatureCell
@@ -49,18 +49,18 @@ _UNITS = """
 
 # Each unit's first success event in `[first exposure, first exposure + W]` (and in the scan's time
 # bound `(events_after, as_of]`): when it came and its value text.
-_FIRST_HITS = """
+_FIRST_HITS = f"""
     SELECT unit_id, any(v) AS v, any(p) AS p, any(first_ms) AS first_ms, min(time_ms) AS first_time,
-           argMin(raw, (time_ms, dedup_key)) AS first_raw
+           argMin(raw, event_order) AS first_raw
     FROM (
-        SELECT unit_id, v, p, first_ms, time_ms, dedup_key, raw
+        SELECT unit_id, v, p, first_ms, time_ms, event_order, raw
         FROM (
-            SELECT unit_id, time_ms, dedup_key, ifNull({raw}, '') AS raw
-            FROM {events}
-            WHERE event_name = {event_name} AND id_type = {id_type}
-              AND time_ms > {events_after} AND time_ms <= {as_of}{value_filter}
-        ) AS e ALL INNER JOIN ({units_in_range}) AS m USING unit_id
-        WHERE time_ms >= first_ms AND time_ms <= first_ms + {window}
+            SELECT unit_id, time_ms, {EVENT_ORDER} AS event_order, ifNull({{raw}}, '') AS raw
+            FROM {{events}}
+            WHERE event_name = {{event_name}} AND id_type = {{id_type}}
+              AND time_ms > {{events_after}} AND time_ms <= {{as_of}}{{value_filter}}
+        ) AS e ALL INNER JOIN ({{units_in_range}}) AS m USING unit_id
+        WHERE time_ms >= first_ms AND time_ms <= first_ms + {{window}}
     )
     GROUP BY unit_id"""
 
