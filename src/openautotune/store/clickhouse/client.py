@@ -48,6 +48,14 @@ class Client(Protocol):
     def close(self) -> None: ...
 
 
+# ClickHouse compiles an expression to machine code (LLVM) once it has run it three times. On the
+# attribution reads that gained nothing measurable once compiled (full recompute of 2M units 180-218 ms
+# with, 180-192 ms without; hourly 22 ms either way) and each compile cost 100-150 ms inside the query
+# that triggered it: the third or fourth update, or a one-off backfill. chdb (26.x) runs without it; an
+# 18.16 server has it off by default, a newer server can set both to 0 in its profile (docs/scale.md).
+JIT_OFF = ("compile_expressions", "compile_aggregate_expressions")
+
+
 class ChdbClient:
     """ClickHouse inside this process (chdb): one session per data directory, serialised by a lock
     (a chdb session is not safe to use from two threads at once)."""
@@ -60,7 +68,8 @@ class ChdbClient:
         session_class: Any = chdb_session.Session  # chdb is untyped
         try:
             self._session: Any = session_class(path)
-
+            for setting in JIT_OFF:
+                self._session.query(f"SET {setting} = 0", "Null")
         except Exception as error:  # chdb raises plain RuntimeError for every failure
             raise EventStoreUnavailable(f"cannot open chdb at {path}: {error}") from error
 
