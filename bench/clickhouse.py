@@ -1,7 +1,7 @@
 """The event store side by side: chdb (ClickHouse in process) vs PostgreSQL vs SQLite.
 
     .venv/bin/python bench/clickhouse.py [--units 2000000] [--events 2000000] [--stores sqlite,postgresql,chdb]
-    .venv/bin/python bench/clickhouse.py --units 20000000 --events 20000000 --stores chdb   # the 20M point
+    .venv/bin/python bench/clickhouse.py --units 20000000 --events 20000000 --hours 2000 --stores chdb   # the 20M point
 
 Data (generated, never committed; written under a temporary directory and deleted): `--units` units
 first exposed evenly over `--hours` hours, 3 variants; 10% convert with a `purchase` event within the
