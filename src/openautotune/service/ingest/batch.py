@@ -183,19 +183,23 @@ class _Rows:
         if events is not None:
             self.write_to(events)
             return
-        exposure_rows = [self.exposures[key] for key in sorted(self.exposures)]
-        units = [self.units[key] for key in sorted(self.units)]
-        event_rows = [self.events[key] for key in sorted(self.events)]
+        exposure_rows, units, event_rows = self._in_key_order()
         store.insert_exposures(conn, exposure_rows)
         store.upsert_units(conn, units)
         store.insert_events(conn, event_rows)
 
     def write_to(self, events: EventStore) -> None:
         """Units, events and raw exposures to a separate event store, in one bulk, idempotent call."""
-        exposure_rows = [self.exposures[key] for key in sorted(self.exposures)]
-        units = [self.units[key] for key in sorted(self.units)]
-        event_rows = [self.events[key] for key in sorted(self.events)]
+        exposure_rows, units, event_rows = self._in_key_order()
         events.write_rows(units, event_rows, exposure_rows)
+
+    def _in_key_order(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """(raw exposures, units, events), each sorted by its key."""
+        return (
+            [self.exposures[key] for key in sorted(self.exposures)],
+            [self.units[key] for key in sorted(self.units)],
+            [self.events[key] for key in sorted(self.events)],
+        )
 
 
 def _wanted(exposures: Iterable[parse.CheckedExposure]) -> dict[str, set[int]]:
