@@ -77,13 +77,13 @@ EVENT_ORDER = (
     "concat(reverse(reinterpretAsString(bitXor(toUInt64(time_ms), toUInt64(9223372036854775808)))), dedup_key)"
 )
 
-# Each matured unit's first success event in its window: the (small) filtered events on the left, the
-# matured units on the right; argMin per unit picks the first by `EVENT_ORDER`.
+# The success events scanned in `(events_after, as_of]`, each with its `event_order` and value text:
+# the (small) left side of every join that finds a unit's first success (here and in health.py).
 _SUCCESS_EVENTS = f"""
             SELECT unit_id, time_ms, {EVENT_ORDER} AS event_order, ifNull({{raw}}, '') AS raw
             FROM {{events}}
             WHERE event_name = {{event_name}} AND id_type = {{id_type}}
-              AND time_ms > {{after}} - {{window}} AND time_ms <= {{as_of}}{{value_filter}}"""
+              AND time_ms > {{events_after}} AND time_ms <= {{as_of}}{{value_filter}}"""
 
 _HITS = """
     SELECT unit_id{carry}, argMin(raw, event_order) AS first_raw
@@ -179,6 +179,22 @@ class SuccessTerms:
     number: str
 
 
+def success_events_sql(
+    success: SuccessTerms, *, events: str, events_after: str, as_of: str, raw: str | None = None
+) -> str:
+    """The success events of `events` in `(events_after, as_of]` (SQL expressions), with their value
+    text `raw` (the success's own by default)."""
+    return _SUCCESS_EVENTS.format(
+        raw=success.raw if raw is None else raw,
+        events=events,
+        event_name=success.event_name,
+        id_type=success.id_type,
+        events_after=events_after,
+        as_of=as_of,
+        value_filter=success.value_filter,
+    )
+
+
 def success_terms(definition: Definition) -> SuccessTerms:
     if definition.optimizes_value:
         raw = _FIELD.format(field=literal(definition.metadata_field)) if definition.metadata_field else "value"
@@ -207,12 +223,8 @@ def _parts(definition: Definition, window: Window, units: str, events: str, cont
     matured_keys = _MATURED.format(plain="", grouped="", **values)
     success = success_terms(definition)
     number = success.number
-    success_events = _SUCCESS_EVENTS.format(
-        raw=success.raw,
-        event_name=success.event_name,
-        id_type=success.id_type,
-        value_filter=success.value_filter,
-        **values,
+    success_events = success_events_sql(
+        success, events=events, events_after=f"{values['after']} - {values['window']}", as_of=values["as_of"]
     )
     hit_values = {"matured_keys": matured_keys, "success_events": success_events, **values}
     return {

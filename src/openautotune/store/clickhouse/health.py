@@ -24,7 +24,7 @@ from openautotune.domain.autotune import Definition
 from openautotune.store.attribution import Aggregate
 
 # Shared with the attribution query so a success means the same thing in every read.
-from openautotune.store.clickhouse.attribution import EVENT_ORDER, LATE_UNIT_IDS, success_terms
+from openautotune.store.clickhouse.attribution import LATE_UNIT_IDS, success_events_sql, success_terms
 from openautotune.store.clickhouse.client import literal
 from openautotune.store.clickhouse.schema import late_units_name
 from openautotune.store.delay import ImmatureCell
@@ -49,18 +49,13 @@ _UNITS = """
 
 # Each unit's first success event in `[first exposure, first exposure + W]` (and in the scan's time
 # bound `(events_after, as_of]`): when it came and its value text.
-_FIRST_HITS = f"""
+_FIRST_HITS = """
     SELECT unit_id, any(v) AS v, any(p) AS p, any(first_ms) AS first_ms, min(time_ms) AS first_time,
            argMin(raw, event_order) AS first_raw
     FROM (
         SELECT unit_id, v, p, first_ms, time_ms, event_order, raw
-        FROM (
-            SELECT unit_id, time_ms, {EVENT_ORDER} AS event_order, ifNull({{raw}}, '') AS raw
-            FROM {{events}}
-            WHERE event_name = {{event_name}} AND id_type = {{id_type}}
-              AND time_ms > {{events_after}} AND time_ms <= {{as_of}}{{value_filter}}
-        ) AS e ALL INNER JOIN ({{units_in_range}}) AS m USING unit_id
-        WHERE time_ms >= first_ms AND time_ms <= first_ms + {{window}}
+        FROM ({success_events}) AS e ALL INNER JOIN ({units_in_range}) AS m USING unit_id
+        WHERE time_ms >= first_ms AND time_ms <= first_ms + {window}
     )
     GROUP BY unit_id"""
 
@@ -114,14 +109,15 @@ def _units_in_range(span: Range, units: str) -> str:
 
 def _hits(definition: Definition, span: Range, units: str, events: str, *, values: bool) -> str:
     success = success_terms(definition)
-    return _FIRST_HITS.format(
-        raw=success.raw if values else "'1'",
+    success_events = success_events_sql(
+        success,
         events=events,
-        event_name=success.event_name,
-        id_type=success.id_type,
         events_after=span.events_after,
         as_of=literal(span.as_of_ms),
-        value_filter=success.value_filter,
+        raw=None if values else "'1'",
+    )
+    return _FIRST_HITS.format(
+        success_events=success_events,
         units_in_range=_units_in_range(span, units),
         window=literal(definition.attribution_ms),
     )
