@@ -29,6 +29,7 @@ from openautotune.store.clickhouse.client import Client
 
 # 2: the `exposures` table (raw exposures out of the main database); 3: `late_units`.
 SCHEMA_VERSION = 3
+LATE_UNITS_VERSION = 3
 
 UNIT_COLUMNS = (
     "autotune_id",
@@ -142,7 +143,7 @@ def migrate(nodes: Sequence[Client], *, database: str, cluster: str | None, now_
         node.execute(_VERSION.format(name=f"{database}.openautotune_schema"))
         stored = node.rows(f"SELECT max(version) FROM {database}.openautotune_schema")
         if not stored or not stored[0][0] or int(stored[0][0]) < SCHEMA_VERSION:
-            if stored and stored[0][0] and int(stored[0][0]) < 3:
+            if stored and stored[0][0] and int(stored[0][0]) < LATE_UNITS_VERSION:
                 # A store from before `late_units`: copy its late rows there (per node, local tables).
                 # Run again after a crash here, the copy may repeat rows: harmless, the reads group a
                 # late unit's rows by unit and take the earliest.
